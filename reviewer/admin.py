@@ -1,0 +1,78 @@
+from django import forms
+from django.contrib import admin
+
+from reviewer.models import Batch, Decision, Event, Item, Source, SyncRun
+
+
+class SourceForm(forms.ModelForm):
+    # Write-only: the stored key is never rendered back, not even masked in the input.
+    api_key = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="Leave blank to keep the current key.",
+    )
+
+    class Meta:
+        model = Source
+        fields = ["name", "provider", "base_url", "viewer_base_url"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk and not cleaned.get("api_key"):
+            self.add_error("api_key", "An API key is required for a new source.")
+        return cleaned
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("api_key"):
+            self.instance.set_api_key(self.cleaned_data["api_key"])
+        return super().save(commit)
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    form = SourceForm
+    list_display = ["name", "provider", "base_url", "masked_key", "created_at"]
+    readonly_fields = ["masked_key"]
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = ["provider_batch_id", "provider", "source", "status", "item_total", "event_total", "last_synced_at"]
+    list_filter = ["provider", "status", "gone_upstream"]
+    search_fields = ["provider_batch_id", "prompt"]
+    readonly_fields = ["item_counts", "approval_counts", "item_total", "event_total"]
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = ["provider_item_id", "video_name", "custom_id", "status", "batch"]
+    list_filter = ["status"]
+    search_fields = ["provider_item_id", "custom_id", "video_name"]
+    raw_id_fields = ["batch"]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["label", "category", "severity", "approval", "provider_approval", "item"]
+    list_filter = ["approval", "severity"]
+    search_fields = ["label", "category"]
+    raw_id_fields = ["item", "batch", "decided_by"]
+
+
+@admin.register(Decision)
+class DecisionAdmin(admin.ModelAdmin):
+    list_display = ["event", "user", "from_approval", "to_approval", "created_at"]
+    raw_id_fields = ["event", "user"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # the audit trail is append-only
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    list_display = ["started_at", "batch", "trigger", "outcome", "items_created", "events_created", "error"]
+    list_filter = ["outcome", "trigger"]
+    raw_id_fields = ["batch"]

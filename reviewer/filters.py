@@ -1,0 +1,227 @@
+"""The one GET form of the batch page, shared by the page, its fragments and the exports.
+
+Semantics (the NomadicML seed page): with no event filter every item is listed, with
+or without events; with one, only matching events are listed and items without a match
+are left out. ``q`` also finds items by their own text (name, ids, summary).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from django import forms
+from django.db.models import Case, Exists, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.http import QueryDict
+
+from reviewer.models import Approval, Batch, Event, Item
+
+SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
+SORTS = {
+    "time": "Time",
+    "severity": "Severity",
+    "confidence": "Confidence",
+    "video": "Video",
+}
+
+
+class BatchFilterForm(forms.Form):
+    approval = forms.MultipleChoiceField(choices=Approval.choices, required=False)
+    status = forms.MultipleChoiceField(choices=(), required=False)
+    severity = forms.MultipleChoiceField(choices=(), required=False)
+    category = forms.MultipleChoiceField(choices=(), required=False)
+    q = forms.CharField(required=False, max_length=200, strip=True)
+    sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
+    page = forms.IntegerField(required=False, min_value=1)
+
+    def __init__(self, data: QueryDict, *, batch: Batch, facets: dict[str, list[str]]) -> None:
+        super().__init__(data)
+        self.batch = batch
+        # Valid values are what the batch holds (plus the provider's documented statuses),
+        # so a shared URL keeps working and a typo is a clear error.
+        self.fields["status"].choices = [(value, value) for value in facets["status"]]
+        self.fields["severity"].choices = [(value, value) for value in facets["severity"]]
+        self.fields["category"].choices = [(value, value) for value in facets["category"]]
+
+    def error_message(self) -> str:
+        """One readable line per invalid parameter, naming the parameter and the valid values."""
+        lines = []
+        for name, errors in self.errors.items():
+            field = self.fields.get(name)
+            choices = getattr(field, "choices", None)
+            valid = f" Valid values: {', '.join(str(value) for value, _ in choices)}." if choices else ""
+            for error in errors:
+                lines.append(f"{name}: {error}{valid}")
+        return " ".join(lines)
+
+
+@dataclass
+class BatchFilter:
+    """Validated filter values; builds the item and event querysets the page shows."""
+
+    batch: Batch
+    approval: list[str]
+    status: list[str]
+    severity: list[str]
+    category: list[str]
+    q: str
+    sort: str
+    page: int
+
+    @property
+    def filters_events(self) -> bool:
+        return bool(self.approval or self.severity or self.category)
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.filters_events or self.status or self.q)
+
+    def event_q(self) -> Q:
+        """The condition an event must meet to be shown (not counting item status)."""
+        condition = Q()
+        if self.approval:
+            condition &= Q(approval__in=self.approval)
+        if self.severity:
+            condition &= Q(severity__in=self.severity)
+        if self.category:
+            condition &= Q(category__in=self.category)
+        if self.q:
+            condition &= (
+                Q(label__icontains=self.q)
+                | Q(category__icontains=self.q)
+                | Q(ai_analysis__icontains=self.q)
+                | _item_text_q(self.q, prefix="item__")
+            )
+        return condition
+
+    def events(self) -> QuerySet[Event]:
+        """The events shown, across the shown items (what the exports write)."""
+        events = Event.objects.filter(batch=self.batch).filter(self.event_q())
+        if self.status:
+            events = events.filter(item__status__in=self.status)
+        return events
+
+    def item_queryset(self) -> QuerySet[Item]:
+        """The items shown, unordered and without their events (for counting)."""
+        items = Item.objects.filter(batch=self.batch)
+        if self.status:
+            items = items.filter(status__in=self.status)
+        matching = Event.objects.filter(item=OuterRef("pk")).filter(self.event_q())
+        if self.filters_events:
+            items = items.filter(Exists(matching))
+        elif self.q:
+            items = items.filter(_item_text_q(self.q) | Exists(matching))
+        return items
+
+    def items(self) -> QuerySet[Item]:
+        """The items shown, ordered by ``sort``, with their shown events in ``shown_events``."""
+        shown = Event.objects.filter(self.event_q()).select_related("decided_by").order_by(*self._event_order())
+        items = self._ordered(self.item_queryset())
+        return items.prefetch_related(Prefetch("events", queryset=shown, to_attr="shown_events"))
+
+    def without(self, name: str) -> BatchFilter:
+        """A copy with one multi-select filter cleared (chip counts follow the others)."""
+        return replace(self, **{name: []})
+
+    def _ordered(self, items: QuerySet[Item]) -> QuerySet[Item]:
+        if self.sort == "video":
+            return items.order_by("video_name", "custom_id", "provider_item_id")
+        if self.sort == "confidence":
+            best = Max("events__confidence", filter=_prefixed(self.event_q(), "events__"))
+            return items.annotate(best_confidence=best).order_by("-best_confidence", "position")
+        if self.sort == "severity":
+            best = Max(_severity_rank("events__severity"), filter=_prefixed(self.event_q(), "events__"))
+            return items.annotate(best_severity=best).order_by("-best_severity", "position")
+        return items.order_by("position", "id")
+
+    def _event_order(self) -> list:
+        if self.sort == "confidence":
+            return ["-confidence", "position"]
+        if self.sort == "severity":
+            return [_severity_rank("severity").desc(), "position"]
+        return ["start_seconds", "position"] if self.sort == "time" else ["position"]
+
+    def query_string(self, **overrides: object) -> str:
+        """The URL query of this filter with some values replaced (e.g. ``page=2``)."""
+        params = QueryDict(mutable=True)
+        values = {
+            "approval": self.approval, "status": self.status, "severity": self.severity,
+            "category": self.category, "q": self.q, "sort": self.sort,
+        }  # fmt: skip
+        values.update(overrides)
+        for name, value in values.items():
+            if isinstance(value, list):
+                params.setlist(name, value)
+            elif value not in ("", None):
+                params[name] = str(value)
+        return params.urlencode()
+
+    def describe(self) -> str:
+        """A short slug of the active filters, for export file names."""
+        parts = [*self.approval, *self.status, *self.severity, *self.category]
+        if self.q:
+            parts.append("search")
+        return "-".join(parts) or "all"
+
+
+def facets(batch: Batch) -> dict[str, list[str]]:
+    """The values each multi-select filter can take in this batch (three small queries)."""
+    from reviewer.providers import nomadicml, twelvelabs
+
+    documented = twelvelabs.ITEM_STATUSES if batch.provider == "twelvelabs" else nomadicml.ITEM_STATUSES
+    statuses = list(documented) + sorted(set(batch.item_counts) - set(documented))
+    severities = batch.events.order_by().values_list("severity", flat=True).distinct()
+    categories = batch.events.order_by().values_list("category", flat=True).distinct()
+    return {
+        "status": statuses,
+        "severity": sorted((s for s in severities if s), key=lambda s: (-SEVERITY_RANK.get(s.lower(), 0), s)),
+        "category": sorted(c for c in categories if c),
+    }
+
+
+def parse(data: QueryDict, batch: Batch) -> tuple[BatchFilter | None, BatchFilterForm]:
+    """Validate the query string; returns (filter, form), filter None when invalid."""
+    form = BatchFilterForm(data, batch=batch, facets=facets(batch))
+    if not form.is_valid():
+        return None, form
+    cleaned = form.cleaned_data
+    return BatchFilter(
+        batch=batch,
+        approval=cleaned["approval"],
+        status=cleaned["status"],
+        severity=cleaned["severity"],
+        category=cleaned["category"],
+        q=cleaned["q"],
+        sort=cleaned["sort"] or "",
+        page=cleaned["page"] or 1,
+    ), form
+
+
+def _item_text_q(text: str, prefix: str = "") -> Q:
+    return (
+        Q(**{f"{prefix}video_name__icontains": text})
+        | Q(**{f"{prefix}provider_item_id__icontains": text})
+        | Q(**{f"{prefix}custom_id__icontains": text})
+        | Q(**{f"{prefix}text__icontains": text})
+    )
+
+
+def _prefixed(condition: Q, prefix: str) -> Q:
+    """Return ``condition`` with every lookup moved under ``prefix`` (event -> item.events)."""
+    result = Q()
+    result.connector = condition.connector
+    result.negated = condition.negated
+    for child in condition.children:
+        if isinstance(child, Q):
+            result.children.append(_prefixed(child, prefix))
+        else:
+            lookup, value = child
+            result.children.append((prefix + lookup, value))
+    return result
+
+
+def _severity_rank(field: str) -> Case:
+    return Case(
+        *[When(**{f"{field}__iexact": name}, then=Value(rank)) for name, rank in SEVERITY_RANK.items()],
+        default=Value(0),
+        output_field=IntegerField(),
+    )

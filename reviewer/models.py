@@ -1,0 +1,352 @@
+"""The cached copy of provider batches, and the review decisions made on them.
+
+Provider fields are rewritten by every sync; human fields (``Event.approval`` when a
+person decided it, ``decided_by``/``decided_at`` and the ``Decision`` rows) are never
+touched by a sync. See ``reviewer/sync.py``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from reviewer import crypto
+
+
+class Provider(models.TextChoices):
+    TWELVELABS = "twelvelabs", "TwelveLabs"
+    NOMADICML = "nomadicml", "NomadicML"
+
+
+class Approval(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    INVALID = "invalid", "Invalid"
+
+
+class BatchStatus(models.TextChoices):
+    """The provider's batch status, normalized across providers."""
+
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+    EXPIRED = "expired", "Expired"
+
+
+TERMINAL_BATCH_STATUSES = {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED, BatchStatus.EXPIRED}
+
+DEFAULT_BASE_URLS = {
+    Provider.TWELVELABS: "https://api.twelvelabs.io/v1.3",
+    Provider.NOMADICML: "https://api-prod.nomadicml.com",
+}
+DEFAULT_VIEWER_BASE_URLS = {
+    Provider.TWELVELABS: "https://playground.twelvelabs.io",
+    Provider.NOMADICML: "https://app.nomadicml.com",
+}
+
+
+class Source(models.Model):
+    """A provider account: where to fetch from and with which key."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    base_url = models.URLField(max_length=300)
+    viewer_base_url = models.URLField(max_length=300, blank=True)
+    api_key_encrypted = models.TextField(editable=False)
+    api_key_last4 = models.CharField(max_length=4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_api_key(self, key: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(key)
+        self.api_key_last4 = key[-4:]
+
+    def get_api_key(self) -> str:
+        """Return the decrypted key; raises crypto.KeyUnreadable."""
+        return crypto.decrypt(self.api_key_encrypted)
+
+    @property
+    def masked_key(self) -> str:
+        return f"••••{self.api_key_last4}" if self.api_key_last4 else "—"
+
+
+class SyncState(models.TextChoices):
+    IDLE = "idle", "Idle"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Syncing"
+    FAILED = "failed", "Last sync failed"
+
+
+class Batch(models.Model):
+    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.PROTECT, related_name="batches")
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    provider_batch_id = models.CharField(max_length=128)
+    provider_status = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=16, choices=BatchStatus.choices, default=BatchStatus.PROCESSING)
+    # TwelveLabs analysis_mode (general | time_based_metadata); NomadicML batch_type (ask | agent).
+    mode = models.CharField(max_length=32, blank=True)
+    analysis_type = models.CharField(max_length=64, blank=True)
+    model_name = models.CharField(max_length=64, blank=True)
+    prompt = models.TextField(blank=True)
+    category = models.CharField(max_length=128, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    provider_review_status = models.CharField(max_length=64, blank=True)
+    provider_review_status_updated_at = models.CharField(max_length=64, blank=True)
+    viewer_url = models.CharField(max_length=500, blank=True)
+    provider_created_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    # Stored counters, refreshed by sync and review (one aggregate query each), so the
+    # batch list never counts rows: {"ready": 12, "failed": 1} and {"pending": 40, ...}.
+    item_counts = models.JSONField(default=dict, blank=True)
+    approval_counts = models.JSONField(default=dict, blank=True)
+    item_total = models.PositiveIntegerField(default=0)
+    event_total = models.PositiveIntegerField(default=0)
+
+    imported_from = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    sync_state = models.CharField(max_length=16, choices=SyncState.choices, default=SyncState.IDLE)
+    last_error = models.TextField(blank=True)
+    gone_upstream = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "batches"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "provider_batch_id"],
+                condition=models.Q(source__isnull=False),
+                name="batch_unique_per_source",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "provider_batch_id"],
+                condition=models.Q(source__isnull=True),
+                name="imported_batch_unique_per_provider",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} {self.provider_batch_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("batch_detail", args=[self.pk])
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_BATCH_STATUSES
+
+    @property
+    def pending_total(self) -> int:
+        return self.approval_counts.get(Approval.PENDING, 0)
+
+    @property
+    def reviewed_total(self) -> int:
+        return self.event_total - self.pending_total
+
+    @property
+    def review_progress(self) -> list[dict]:
+        """Segments of the review progress bar, in display order, with percentages."""
+        total = self.event_total or 1
+        return [
+            {"approval": value, "label": label, "count": self.approval_counts.get(value, 0),
+             "percent": round(100 * self.approval_counts.get(value, 0) / total, 2)}
+            for value, label in Approval.choices
+            if value != Approval.PENDING
+        ] + [{"approval": Approval.PENDING, "label": "Pending", "count": self.pending_total,
+              "percent": round(100 * self.pending_total / total, 2)}]
+
+    @property
+    def is_reviewed(self) -> bool:
+        return self.event_total > 0 and self.pending_total == 0
+
+    def refresh_counts(self) -> None:
+        """Recompute the stored counters with one aggregate query per table."""
+        item_rows = self.items.values("status").annotate(n=models.Count("id")).order_by()
+        self.item_counts = {row["status"]: row["n"] for row in item_rows}
+        self.item_total = sum(self.item_counts.values())
+        event_rows = self.events.values("approval").annotate(n=models.Count("id")).order_by()
+        self.approval_counts = {row["approval"]: row["n"] for row in event_rows}
+        self.event_total = sum(self.approval_counts.values())
+        self.save(update_fields=["item_counts", "item_total", "approval_counts", "event_total"])
+
+
+class Item(models.Model):
+    """One video (NomadicML) or one analysis task (TwelveLabs) of a batch."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    # task_id (TwelveLabs) or video_id (NomadicML): unique within the batch.
+    provider_item_id = models.CharField(max_length=128)
+    custom_id = models.CharField(max_length=255, blank=True)
+    analysis_id = models.CharField(max_length=128, blank=True)
+    video_name = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=32)
+    text = models.TextField(blank=True)  # NomadicML summary, TwelveLabs generated text
+    error_code = models.CharField(max_length=128, blank=True)
+    error_message = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    import_source_uri = models.CharField(max_length=1000, blank=True)
+    thumbnail_url = models.CharField(max_length=1000, blank=True)
+    position = models.PositiveIntegerField(default=0)  # order in the provider's results
+    raw = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "provider_item_id"], name="item_unique_per_batch"),
+        ]
+        indexes = [
+            # Used by the item-status filter and the per-status counters.
+            models.Index(fields=["batch", "status"], name="item_batch_status"),
+            models.Index(fields=["batch", "position"], name="item_batch_position"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return self.video_name or self.custom_id or self.provider_item_id
+
+
+class Event(models.Model):
+    """One detected event (a NomadicML event, a TwelveLabs segment) to review."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="events")
+    # Denormalized from item.batch so filters and counters need no join.
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="events")
+    # Same event => same key on every sync (see sync.event_key); unique within the item.
+    key = models.CharField(max_length=64)
+    position = models.PositiveIntegerField(default=0)
+    category = models.CharField(max_length=255, blank=True)
+    label = models.TextField(blank=True)
+    severity = models.CharField(max_length=64, blank=True)
+    confidence = models.FloatField(null=True, blank=True)  # never invented when absent
+    ai_analysis = models.TextField(blank=True)
+    start_seconds = models.FloatField(null=True, blank=True)
+    end_seconds = models.FloatField(null=True, blank=True)
+    t_start = models.CharField(max_length=32, blank=True)
+    t_end = models.CharField(max_length=32, blank=True)
+    thumbnail_url = models.CharField(max_length=1000, blank=True)
+    overlay = models.JSONField(default=dict, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    provider_approval = models.CharField(max_length=16, choices=Approval.choices, default=Approval.PENDING)
+    # Effective approval: the latest human decision, else the provider's.
+    approval = models.CharField(max_length=16, choices=Approval.choices, default=Approval.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    content_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "key"], name="event_unique_per_item"),
+        ]
+        indexes = [
+            # Used by the approval filter and the approval counters.
+            models.Index(fields=["batch", "approval"], name="event_batch_approval"),
+            models.Index(fields=["item", "position"], name="event_item_position"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label or self.category or self.key
+
+    @property
+    def is_human_decided(self) -> bool:
+        return self.decided_at is not None
+
+    @property
+    def approval_differs_from_provider(self) -> bool:
+        return self.is_human_decided and self.approval != self.provider_approval
+
+    @property
+    def time_range(self) -> str:
+        if self.t_start and self.t_end and self.t_start != self.t_end:
+            return f"{self.t_start}–{self.t_end}"
+        return self.t_start or self.t_end
+
+
+class Decision(models.Model):
+    """Append-only audit row: one per change of an event's approval."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="decisions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    from_approval = models.CharField(max_length=16, choices=Approval.choices)
+    to_approval = models.CharField(max_length=16, choices=Approval.choices)
+    note = models.TextField(blank=True)
+    group = models.UUIDField(db_index=True)  # one bulk action = one group, undone as one
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class SyncTrigger(models.TextChoices):
+    IMPORT = "import", "File import"
+    FETCH = "fetch", "Fetch"
+    REFRESH = "refresh", "Scheduled refresh"
+    DEMO = "demo", "Demo data"
+
+
+class SyncOutcome(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class SyncRun(models.Model):
+    """The record of one sync or file import, successful or not."""
+
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.CASCADE, related_name="sync_runs")
+    trigger = models.CharField(max_length=16, choices=SyncTrigger.choices)
+    file_name = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=SyncOutcome.choices, default=SyncOutcome.RUNNING)
+    items_created = models.PositiveIntegerField(default=0)
+    items_updated = models.PositiveIntegerField(default=0)
+    items_unchanged = models.PositiveIntegerField(default=0)
+    events_created = models.PositiveIntegerField(default=0)
+    events_updated = models.PositiveIntegerField(default=0)
+    events_unchanged = models.PositiveIntegerField(default=0)
+    events_removed = models.PositiveIntegerField(default=0)
+    # [{"line": 12, "error": "..."}] — every skipped or refused line, never silently dropped.
+    malformed_lines = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.pk,
+            "batch": self.batch.provider_batch_id if self.batch_id else None,
+            "trigger": self.trigger,
+            "outcome": self.outcome,
+            "error": self.error,
+            "items_created": self.items_created,
+            "items_updated": self.items_updated,
+            "items_unchanged": self.items_unchanged,
+            "events_created": self.events_created,
+            "events_updated": self.events_updated,
+            "events_unchanged": self.events_unchanged,
+            "events_removed": self.events_removed,
+            "malformed_lines": self.malformed_lines,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }

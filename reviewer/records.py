@@ -1,0 +1,93 @@
+"""Plain normalized records: what providers and files turn into before the database.
+
+Provider modules and importers produce these; only ``reviewer/sync.py`` writes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+
+class RecordError(ValueError):
+    """A provider record or file record that cannot be used, with a readable reason."""
+
+
+@dataclass
+class EventRecord:
+    category: str = ""
+    label: str = ""
+    severity: str = ""
+    confidence: float | None = None
+    ai_analysis: str = ""
+    start_seconds: float | None = None
+    end_seconds: float | None = None
+    t_start: str = ""
+    t_end: str = ""
+    thumbnail_url: str = ""
+    overlay: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+    provider_approval: str = "pending"
+
+    def identity(self) -> str:
+        """What makes two events "the same event" across syncs (see sync.event_keys)."""
+        return json.dumps([self.category, self.start_seconds, self.end_seconds, self.t_start, self.label])
+
+
+@dataclass
+class ItemRecord:
+    provider_item_id: str
+    status: str
+    custom_id: str = ""
+    analysis_id: str = ""
+    video_name: str = ""
+    text: str = ""
+    error_code: str = ""
+    error_message: str = ""
+    finish_reason: str = ""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    import_source_uri: str = ""
+    thumbnail_url: str = ""
+    raw: dict = field(default_factory=dict)
+    events: list[EventRecord] = field(default_factory=list)
+
+    def content_hash(self) -> str:
+        """SHA-256 of every provider field, events included: equal hash => nothing to write."""
+        return content_hash(asdict(self))
+
+
+@dataclass
+class BatchRecord:
+    provider: str
+    provider_batch_id: str
+    provider_status: str = ""
+    # Normalized status; None when unknown (file imports): derived from item statuses.
+    status: str | None = None
+    mode: str = ""
+    analysis_type: str = ""
+    model_name: str = ""
+    prompt: str = ""
+    category: str = ""
+    metadata: dict = field(default_factory=dict)
+    provider_review_status: str = ""
+    provider_review_status_updated_at: str = ""
+    viewer_url: str = ""
+    provider_created_at: datetime | None = None
+    expires_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass
+class Malformed:
+    """A line or record that could not be used: never dropped, always reported."""
+
+    line: int
+    error: str
+
+
+def content_hash(value: object) -> str:
+    encoded = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(encoded.encode()).hexdigest()

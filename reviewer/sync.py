@@ -1,0 +1,260 @@
+"""Write normalized records into the cache: all-or-nothing, chunked, keeping human work.
+
+Every sync and file import ends here. A run either commits every record of the batch
+or changes nothing at all (the whole run is one transaction); either way a SyncRun row
+says what happened. Provider fields are rewritten; a human decision on an event is
+never overwritten, and events a person decided are kept even when the provider drops
+them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
+
+from django.db import transaction
+from django.utils import timezone
+
+from reviewer.models import Batch, BatchStatus, Event, Item, Source, SyncOutcome, SyncRun, SyncState
+from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError, content_hash
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 500  # items per round of bulk writes: bounds memory whatever the batch size
+TERMINAL_ITEM_STATUSES = {"ready", "completed", "failed", "canceled", "cancelled"}
+
+_BATCH_FIELDS = (
+    "provider_status", "mode", "analysis_type", "model_name", "prompt", "category", "metadata",
+    "provider_review_status", "provider_review_status_updated_at", "viewer_url",
+    "provider_created_at", "expires_at", "completed_at",
+)  # fmt: skip
+_ITEM_FIELDS = (
+    "status", "custom_id", "analysis_id", "video_name", "text", "error_code", "error_message",
+    "finish_reason", "input_tokens", "output_tokens", "import_source_uri", "thumbnail_url", "raw",
+)  # fmt: skip
+_EVENT_FIELDS = (
+    "category", "label", "severity", "confidence", "ai_analysis", "start_seconds", "end_seconds",
+    "t_start", "t_end", "thumbnail_url", "overlay", "raw",
+)  # fmt: skip
+
+
+class Refused(Exception):
+    """Malformed records were found and the caller did not ask to skip them."""
+
+
+def write_records(
+    batch_record: BatchRecord,
+    records: Iterable[ItemRecord | Malformed],
+    *,
+    trigger: str,
+    source: Source | None = None,
+    file_name: str = "",
+    skip_invalid: bool = False,
+) -> SyncRun:
+    """Write a batch and its items; returns the saved SyncRun (check ``outcome``).
+
+    ``records`` may be a lazy stream; it is consumed once. A RecordError raised while
+    iterating, or any Malformed record when ``skip_invalid`` is false, rolls the whole
+    run back.
+    """
+    run = SyncRun(trigger=trigger, file_name=file_name[:255])
+    try:
+        with transaction.atomic():
+            batch = _upsert_batch(source, batch_record)
+            writer = _ChunkWriter(batch, run)
+            for record in records:
+                if isinstance(record, Malformed):
+                    run.malformed_lines.append({"line": record.line, "error": record.error})
+                else:
+                    writer.add(record)
+            writer.flush()
+            if run.malformed_lines and not skip_invalid:
+                raise Refused(f"{len(run.malformed_lines)} malformed record(s); nothing was imported.")
+            _finish_batch(batch, batch_record)
+            run.batch = batch
+            run.outcome = SyncOutcome.SUCCEEDED
+            run.finished_at = timezone.now()
+            run.save()
+            return run
+    except (Refused, RecordError) as exc:
+        return record_failure(run, str(exc), batch=_find_batch(source, batch_record))
+
+
+def record_failure(run: SyncRun, error: str, *, batch: Batch | None = None) -> SyncRun:
+    """Save ``run`` as failed (with zeroed counts: nothing was written) and flag the batch."""
+    for counter in (
+        "items_created", "items_updated", "items_unchanged",
+        "events_created", "events_updated", "events_unchanged", "events_removed",
+    ):  # fmt: skip
+        setattr(run, counter, 0)
+    run.pk = None
+    run.batch = batch
+    run.outcome = SyncOutcome.FAILED
+    run.error = error
+    run.finished_at = timezone.now()
+    run.save()
+    if batch is not None:
+        batch.last_error = error
+        batch.sync_state = SyncState.FAILED
+        batch.save(update_fields=["last_error", "sync_state"])
+    logger.info("sync run %s failed: %s", run.pk, error)
+    return run
+
+
+def event_keys(events: list[EventRecord]) -> Iterator[str]:
+    """Yield a stable key per event: the same event gets the same key on every sync.
+
+    Events identical in category, time and label are told apart by their order.
+    """
+    seen: Counter[str] = Counter()
+    for event in events:
+        base = hashlib.sha1(event.identity().encode()).hexdigest()
+        count = seen[base]
+        seen[base] += 1
+        yield base if count == 0 else f"{base}-{count}"
+
+
+def _find_batch(source: Source | None, record: BatchRecord) -> Batch | None:
+    lookup = {"source": source} if source else {"source__isnull": True, "provider": record.provider}
+    return Batch.objects.filter(provider_batch_id=record.provider_batch_id, **lookup).first()
+
+
+def _upsert_batch(source: Source | None, record: BatchRecord) -> Batch:
+    batch = _find_batch(source, record)
+    if batch is None:
+        batch = Batch(source=source, provider=record.provider, provider_batch_id=record.provider_batch_id)
+    _copy_batch_fields(batch, record)
+    batch.save()
+    return batch
+
+
+def _copy_batch_fields(batch: Batch, record: BatchRecord) -> None:
+    # Only what the record knows: a CSV re-import must not blank the prompt a JSON
+    # import stored earlier.
+    for name in _BATCH_FIELDS:
+        value = getattr(record, name)
+        if value not in ("", None, {}):
+            setattr(batch, name, value)
+    if record.status:
+        batch.status = record.status
+
+
+def _finish_batch(batch: Batch, record: BatchRecord) -> None:
+    _copy_batch_fields(batch, record)  # readers may learn fields (e.g. mode) while streaming
+    batch.refresh_counts()
+    if not record.status:
+        done = all(status in TERMINAL_ITEM_STATUSES for status in batch.item_counts)
+        batch.status = BatchStatus.COMPLETED if done else BatchStatus.PROCESSING
+    batch.last_synced_at = timezone.now()
+    batch.sync_state = SyncState.IDLE
+    batch.last_error = ""
+    batch.gone_upstream = False
+    batch.save()
+
+
+class _ChunkWriter:
+    """Buffers item records and writes them CHUNK_SIZE at a time with bulk queries."""
+
+    def __init__(self, batch: Batch, run: SyncRun) -> None:
+        self.batch = batch
+        self.run = run
+        self.buffer: list[tuple[int, ItemRecord]] = []
+        self.position = 0
+
+    def add(self, record: ItemRecord) -> None:
+        self.buffer.append((self.position, record))
+        self.position += 1
+        if len(self.buffer) >= CHUNK_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        chunk, self.buffer = self.buffer, []
+        changed = self._write_items(chunk)
+        if changed:
+            self._write_events(changed)
+
+    def _write_items(self, chunk: list[tuple[int, ItemRecord]]) -> list[tuple[Item, ItemRecord, bool]]:
+        ids = [record.provider_item_id for _, record in chunk]
+        existing = {
+            item.provider_item_id: item
+            for item in Item.objects.filter(batch=self.batch, provider_item_id__in=ids).only(
+                "id", "provider_item_id", "content_hash", "position"
+            )
+        }
+        to_create, to_update, changed = [], [], []
+        for position, record in chunk:
+            digest = record.content_hash()
+            item = existing.get(record.provider_item_id)
+            if item is not None and item.content_hash == digest and item.position == position:
+                self.run.items_unchanged += 1
+                self.run.events_unchanged += len(record.events)
+                continue
+            is_new = item is None
+            if is_new:
+                item = Item(batch=self.batch, provider_item_id=record.provider_item_id)
+                to_create.append(item)
+            else:
+                to_update.append(item)
+            for name in _ITEM_FIELDS:
+                setattr(item, name, getattr(record, name))
+            item.position = position
+            item.content_hash = digest
+            changed.append((item, record, is_new))
+        Item.objects.bulk_create(to_create)
+        Item.objects.bulk_update(to_update, [*_ITEM_FIELDS, "position", "content_hash"], batch_size=500)
+        self.run.items_created += len(to_create)
+        self.run.items_updated += len(to_update)
+        return changed
+
+    def _write_events(self, changed: list[tuple[Item, ItemRecord, bool]]) -> None:
+        updated_item_ids = [item.pk for item, _, is_new in changed if not is_new]
+        # Locked so a decision committed meanwhile (PostgreSQL) is seen, not overwritten.
+        existing: dict[tuple[int, str], Event] = {
+            (event.item_id, event.key): event
+            for event in Event.objects.select_for_update()
+            .filter(item_id__in=updated_item_ids)
+            .only("id", "item_id", "key", "content_hash", "decided_at", "approval", "provider_approval")
+        }
+        to_create, to_update, seen = [], [], set()
+        for item, record, _ in changed:
+            for position, (key, event_record) in enumerate(zip(event_keys(record.events), record.events)):
+                seen.add((item.pk, key))
+                digest = content_hash([asdict(event_record), position])
+                event = existing.get((item.pk, key))
+                if event is not None and event.content_hash == digest:
+                    self.run.events_unchanged += 1
+                    continue
+                if event is None:
+                    event = Event(item=item, batch=self.batch, key=key)
+                    to_create.append(event)
+                else:
+                    to_update.append(event)
+                for name in _EVENT_FIELDS:
+                    setattr(event, name, getattr(event_record, name))
+                event.position = position
+                event.content_hash = digest
+                event.provider_approval = event_record.provider_approval
+                if event.decided_at is None:
+                    event.approval = event_record.provider_approval
+        Event.objects.bulk_create(to_create, batch_size=1000)
+        Event.objects.bulk_update(
+            to_update,
+            [*_EVENT_FIELDS, "position", "content_hash", "provider_approval", "approval"],
+            batch_size=500,
+        )
+        # Gone upstream: drop them, unless a person decided them (their work is kept).
+        gone = [
+            event.pk
+            for (item_id, key), event in existing.items()
+            if (item_id, key) not in seen and event.decided_at is None
+        ]
+        if gone:
+            Event.objects.filter(pk__in=gone).delete()
+        self.run.events_created += len(to_create)
+        self.run.events_updated += len(to_update)
+        self.run.events_removed += len(gone)

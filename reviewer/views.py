@@ -1,0 +1,143 @@
+"""Thin views: parse the request, call a module, render. Views read only the database.
+
+Every view needs a login (LoginRequiredMiddleware); actions check the role too.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from reviewer import filters, importers
+from reviewer.models import Approval, Batch, Provider, SyncOutcome
+
+REVIEWER_GROUP = "reviewer"
+
+
+def can_review(user) -> bool:
+    """Reviewers and staff may change data; viewers (everyone else) only read and export."""
+    return user.is_staff or user.groups.filter(name=REVIEWER_GROUP).exists()
+
+
+def reviewer_required(view):
+    """Answer 403 unless the user may change data (see can_review)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not can_review(request.user):
+            raise PermissionDenied("Your account can view and export, but not change, reviews.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@login_not_required
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    Batch.objects.exists()  # proves the database answers
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def batch_list(request: HttpRequest) -> HttpResponse:
+    batches = Batch.objects.select_related("source").order_by("-created_at", "-id")
+    page = Paginator(batches, 50).get_page(request.GET.get("page"))
+    return render(request, "reviewer/batch_list.html", {"page": page})
+
+
+@require_GET
+def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(Batch.objects.select_related("source"), pk=pk)
+    batch_filter, form = filters.parse(request.GET, batch)
+    context = {"batch": batch, "form": form, "filter": batch_filter, "approvals": Approval.choices}
+    if batch_filter is None:
+        context["filter_error"] = form.error_message()
+        template = "reviewer/batch_detail.html#results" if request.htmx else "reviewer/batch_detail.html"
+        return render(request, template, context, status=400)
+
+    page = Paginator(batch_filter.items(), settings.ITEMS_PER_PAGE).get_page(batch_filter.page)
+    context.update(
+        page=page,
+        approval_chip_counts=_counts(batch_filter.without("approval").events(), "approval"),
+        status_chip_counts=_counts(batch_filter.without("status").item_queryset(), "status"),
+        last_run=batch.sync_runs.first(),
+        can_review=can_review(request.user),
+    )
+    template = "reviewer/batch_detail.html"
+    if request.htmx and request.htmx.target == "results":
+        template += "#results"
+    return render(request, template, context)
+
+
+def _counts(queryset, field: str) -> dict[str, int]:
+    rows = queryset.order_by().values(field).annotate(n=Count("id"))
+    return {row[field]: row["n"] for row in rows}
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="TwelveLabs results (.jsonl), NomadicML batch analysis (.json) or CSV export.")
+    provider = forms.ChoiceField(
+        choices=[("", "Detect from the file"), *Provider.choices], required=False, label="Provider"
+    )
+    batch_id = forms.CharField(
+        required=False,
+        max_length=128,
+        label="Batch id",
+        help_text="TwelveLabs files only (their lines carry no batch id). Default: the file name.",
+    )
+    skip_invalid = forms.BooleanField(
+        required=False,
+        label="Import the valid records and skip malformed ones",
+        help_text="Skipped lines are listed on the batch page. Without this, a file with any "
+        "malformed line is refused as a whole.",
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.MAX_UPLOAD_SIZE:
+            limit = settings.MAX_UPLOAD_SIZE // (1024 * 1024)
+            raise forms.ValidationError(f"The file is larger than the {limit} MB limit.")
+        return upload
+
+
+@require_http_methods(["GET", "POST"])
+@reviewer_required
+def import_results(request: HttpRequest) -> HttpResponse:
+    form = ImportForm(request.POST or None, request.FILES or None)
+    run = None
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        run = importers.import_file(
+            upload.file,
+            name=upload.name,
+            provider=form.cleaned_data["provider"] or None,
+            batch_id=form.cleaned_data["batch_id"] or None,
+            skip_invalid=form.cleaned_data["skip_invalid"],
+        )
+        if run.outcome == SyncOutcome.SUCCEEDED:
+            messages.success(request, _import_summary(run))
+            return redirect(run.batch)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "reviewer/import.html", {"form": form, "run": run}, status=status)
+
+
+def _import_summary(run) -> str:
+    text = (
+        f"Imported {run.file_name}: {run.items_created} new and {run.items_updated} updated items, "
+        f"{run.events_created} new and {run.events_updated} updated events"
+    )
+    if run.items_unchanged:
+        text += f", {run.items_unchanged} items unchanged"
+    if run.malformed_lines:
+        text += f"; {len(run.malformed_lines)} malformed record(s) skipped (listed below)"
+    return text + "."
