@@ -1,0 +1,58 @@
+"""Regenerate the README screenshots: python docs/screenshots.py (after make run has set up .venv).
+
+Serves the demo data on a throwaway SQLite database and photographs the pages with
+Debian's Chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT = "8765"
+ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "DEBUG": "1", "DATABASE_URL": f"sqlite:///{tmp}/shots.sqlite3"}
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
+        subprocess.run([*manage, "load_demo"], env=env, check=True, stdout=subprocess.DEVNULL)
+        script = "from django.contrib.auth.models import User; User.objects.create_superuser('demo', '', 'demo-pass-123')"
+        subprocess.run([*manage, "shell", "-c", script], env=env, check=True)
+        server = subprocess.Popen([*manage, "runserver", "--noreload", f"127.0.0.1:{PORT}"], env=env,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(2)
+            shoot(f"http://127.0.0.1:{PORT}")
+        finally:
+            server.terminate()
+
+
+def shoot(base: str) -> None:
+    out = ROOT / "docs"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1360, "height": 860})
+        page.goto(base + "/")
+        page.fill("input[name=username]", "demo")
+        page.fill("input[name=password]", "demo-pass-123")
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/")
+        page.screenshot(path=out / "batch-list.png")
+        page.click("text=rr-2025-09-19-jaywalk")
+        page.wait_for_selector("article.item")
+        page.screenshot(path=out / "batch-page.png")
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()

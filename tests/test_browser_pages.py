@@ -1,0 +1,37 @@
+"""The pages in a real browser: log in, list the batches, open one, page through it."""
+
+from __future__ import annotations
+
+import pytest
+
+from reviewer import demo
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_it_logs_in_and_opens_a_batch_page(page, live_server, staff):
+    demo.load()
+    page.goto(live_server.url + "/")
+    assert "/accounts/login/" in page.url
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "wrong")
+    page.click("button[type=submit]")
+    assert page.locator("[role=alert]").is_visible()
+
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "pw-alice")
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+    assert page.locator("table.batches tbody tr").count() == 4
+
+    page.click(f"text={demo.NOMADIC_ASK_BATCH}")
+    page.wait_for_selector("article.item")
+    assert page.locator("h1").inner_text() == demo.NOMADIC_ASK_BATCH
+    assert page.locator("article.item").count() == 25
+    # Thumbnails are real images served from static files.
+    assert page.eval_on_selector("article.item .item-thumb img", "img => img.complete && img.naturalWidth") > 0
+
+    page.click("a[rel=next]")
+    page.wait_for_selector("text=Page 2 of 2")
+    assert "page=2" in page.url  # htmx pushed the URL: shareable and the back button works
+    assert page.locator("article.item").count() == 11
