@@ -15,12 +15,12 @@ from typing import IO
 
 from reviewer import sync
 from reviewer.models import Provider, SyncRun, SyncTrigger
-from reviewer.providers import nomadicml, twelvelabs
+from reviewer.providers import nomadicml, twelvelabs, wire
 from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError
 from reviewer.timecodes import parse_seconds
 
 FORMAT_TWELVELABS_JSONL = "twelvelabs-jsonl"
-FORMAT_NOMADICML_JSON = "nomadicml-json"
+FORMAT_BATCH_JSON = "batch-json"
 FORMAT_NOMADICML_CSV = "nomadicml-csv"
 
 CSV_COLUMNS = [
@@ -53,10 +53,14 @@ def import_file(
         file_format = detect_format(text, provider)
         if file_format == FORMAT_TWELVELABS_JSONL:
             batch_record, records = read_twelvelabs_jsonl(text, batch_id or Path(name).stem)
-        elif file_format == FORMAT_NOMADICML_JSON:
-            batch_record, records = read_nomadicml_json(text)
+        elif file_format == FORMAT_BATCH_JSON:
+            batch_record, records = read_batch_json(text)
         else:
             batch_record, records = read_nomadicml_csv(text)
+        if provider and batch_record.provider != provider:
+            raise RecordError(
+                f"This is a {Provider(batch_record.provider).label} file, not {Provider(provider).label}."
+            )
         return sync.write_records(
             batch_record,
             _decode_guard(records),
@@ -97,7 +101,7 @@ def detect_format(text: IO[str], provider: str | None = None) -> str:
         if isinstance(first, dict) and "task_id" in first:
             found = FORMAT_TWELVELABS_JSONL
         elif '"batch_metadata"' in head or '"results"' in head:
-            found = FORMAT_NOMADICML_JSON
+            found = FORMAT_BATCH_JSON
         elif provider == Provider.TWELVELABS:
             found = FORMAT_TWELVELABS_JSONL  # a first line that is itself malformed
         else:
@@ -113,9 +117,6 @@ def detect_format(text: IO[str], provider: str | None = None) -> str:
                 f"CSV export with the columns {', '.join(CSV_COLUMNS)}."
             )
         found = FORMAT_NOMADICML_CSV
-    expected_provider = Provider.TWELVELABS if found == FORMAT_TWELVELABS_JSONL else Provider.NOMADICML
-    if provider and provider != expected_provider:
-        raise RecordError(f"This is a {Provider(expected_provider).label} file, not {Provider(provider).label}.")
     return found
 
 
@@ -162,10 +163,12 @@ def read_twelvelabs_jsonl(text: IO[str], batch_id: str) -> tuple[BatchRecord, It
 # --- NomadicML JSON -----------------------------------------------------------------
 
 
-def read_nomadicml_json(text: IO[str]) -> tuple[BatchRecord, Iterator]:
-    """Return the batch record and a lazy stream of item records of a get_batch_analysis file.
+def read_batch_json(text: IO[str]) -> tuple[BatchRecord, Iterator]:
+    """Return the batch record and a lazy stream of item records of a batch JSON file.
 
-    ``batch_metadata`` must come before ``results`` (as the SDK and our export write it).
+    The shape of NomadicML's ``get_batch_analysis`` (which our JSON export also writes,
+    for TwelveLabs batches too, marked ``"provider": "twelvelabs"``). ``batch_metadata``
+    must come before ``results``, as both write it.
     """
     members = _JsonObjectStream(text).members(stream_key="results")
     batch_metadata = None
@@ -178,7 +181,12 @@ def read_nomadicml_json(text: IO[str]) -> tuple[BatchRecord, Iterator]:
             break
     if batch_metadata is None:
         raise RecordError("The file has no batch_metadata before its results.")
-    batch_record = nomadicml.parse_batch_metadata(batch_metadata)
+    is_twelvelabs = isinstance(batch_metadata, dict) and batch_metadata.get("provider") == Provider.TWELVELABS
+    batch_record = _twelvelabs_export_metadata(batch_metadata) if is_twelvelabs else nomadicml.parse_batch_metadata(
+        batch_metadata
+    )
+    parse = _twelvelabs_export_result if is_twelvelabs else nomadicml.parse_result
+    id_name = "task_id" if is_twelvelabs else "video_id"
 
     def records() -> Iterator[ItemRecord | Malformed]:
         seen: dict[str, int] = {}
@@ -187,17 +195,37 @@ def read_nomadicml_json(text: IO[str]) -> tuple[BatchRecord, Iterator]:
             if kind != "element":
                 continue
             try:
-                record = nomadicml.parse_result(value)
+                record = parse(value)
             except RecordError as exc:
                 yield Malformed(line, f"result {index}: {exc}")
                 continue
             if record.provider_item_id in seen:
-                yield Malformed(line, f"result {index}: duplicate video_id {record.provider_item_id} (first on line {seen[record.provider_item_id]})")
+                first = seen[record.provider_item_id]
+                yield Malformed(line, f"result {index}: duplicate {id_name} {record.provider_item_id} (first on line {first})")
                 continue
             seen[record.provider_item_id] = line
             yield record
 
     return batch_record, records()
+
+
+def _twelvelabs_export_metadata(metadata: dict) -> BatchRecord:
+    record = twelvelabs.parse_batch(metadata)
+    record.viewer_url = wire.text(metadata, "batch_viewer_url")
+    record.metadata = wire.mapping(metadata, "metadata")
+    return record
+
+
+def _twelvelabs_export_result(value: object) -> ItemRecord:
+    """A TwelveLabs result of our JSON export: the provider's fields plus reviewed events."""
+    record = twelvelabs.parse_result(value)
+    extra = {key: record.raw.pop(key) for key in ("events", "thumbnail_url") if key in record.raw}
+    record.thumbnail_url = wire.text(extra, "thumbnail_url")
+    if "events" in extra:
+        if not isinstance(extra["events"], list):
+            raise RecordError("'events' must be a list")
+        record.events = [nomadicml.parse_sdk_event(wire.require_object(event, "event")) for event in extra["events"]]
+    return record
 
 
 def _chain(first: list, rest: Iterator) -> Iterator:

@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, re_path
 
 from reviewer import views
 
 urlpatterns = [
     path("", views.batch_list, name="batch_list"),
     path("batches/<int:pk>/", views.batch_detail, name="batch_detail"),
+    re_path(r"^batches/(?P<pk>[0-9]+)/export\.(?P<file_format>csv|json)$", views.batch_export, name="batch_export"),
     path("import/", views.import_results, name="import_results"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -14,11 +14,11 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from reviewer import filters, importers
+from reviewer import exporters, filters, importers
 from reviewer.models import Approval, Batch, Provider, SyncOutcome
 
 REVIEWER_GROUP = "reviewer"
@@ -66,9 +66,15 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, template, context, status=400)
 
     page = Paginator(batch_filter.items(), settings.ITEMS_PER_PAGE).get_page(batch_filter.page)
+    # Counts per approval under every other filter; their sum over the selected values is
+    # the number of events shown (and exported), so no extra query is needed.
+    approval_chip_counts = _counts(batch_filter.without("approval").events(), "approval")
     context.update(
         page=page,
-        approval_chip_counts=_counts(batch_filter.without("approval").events(), "approval"),
+        approval_chip_counts=approval_chip_counts,
+        shown_event_count=sum(approval_chip_counts.get(value, 0) for value in batch_filter.approval)
+        if batch_filter.approval
+        else sum(approval_chip_counts.values()),
         status_chip_counts=_counts(batch_filter.without("status").item_queryset(), "status"),
         last_run=batch.sync_runs.first(),
         can_review=can_review(request.user),
@@ -77,6 +83,23 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx and request.htmx.target == "results":
         template += "#results"
     return render(request, template, context)
+
+
+@require_GET
+def batch_export(request: HttpRequest, pk: int, file_format: str) -> HttpResponse:
+    """The rows the batch page shows under the same query string, as a streamed file."""
+    batch = get_object_or_404(Batch, pk=pk)
+    batch_filter, form = filters.parse(request.GET, batch)
+    if batch_filter is None:
+        return HttpResponse(form.error_message(), status=400, content_type="text/plain; charset=utf-8")
+    if file_format == "csv":
+        chunks, content_type = exporters.csv_rows(batch_filter), "text/csv; charset=utf-8"
+    else:
+        chunks, content_type = exporters.json_chunks(batch_filter), "application/json"
+    response = StreamingHttpResponse(chunks, content_type=content_type)
+    name = exporters.file_name(batch_filter, file_format)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 def _counts(queryset, field: str) -> dict[str, int]:
