@@ -147,6 +147,15 @@ class Batch(models.Model):
         return self.status in TERMINAL_BATCH_STATUSES
 
     @property
+    def is_syncing(self) -> bool:
+        return self.sync_state in (SyncState.QUEUED, SyncState.RUNNING)
+
+    @property
+    def needs_watching(self) -> bool:
+        """Whether an open batch page polls this batch (used by batch_detail.html#status)."""
+        return self.source_id is not None and not self.gone_upstream and (self.is_syncing or not self.is_terminal)
+
+    @property
     def pending_total(self) -> int:
         return self.approval_counts.get(Approval.PENDING, 0)
 

@@ -123,6 +123,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Items per page on the batch page.
 ITEMS_PER_PAGE = env_int("ITEMS_PER_PAGE", 25, minimum=1)
 
+# A watched batch that is not finished re-syncs at most this often (seconds).
+AUTO_SYNC_SECONDS = env_int("AUTO_SYNC_SECONDS", 30, minimum=1)
+
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 SESSION_COOKIE_HTTPONLY = True

@@ -5,6 +5,8 @@ Every view needs a login (LoginRequiredMiddleware); actions check the role too.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from functools import wraps
 
 from django import forms
@@ -16,10 +18,14 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from reviewer import exporters, filters, importers
-from reviewer.models import Approval, Batch, Provider, SyncOutcome
+from reviewer.models import Approval, Batch, Provider, Source, SyncOutcome, SyncState
+from reviewer.providers import twelvelabs
+
+_BATCH_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 REVIEWER_GROUP = "reviewer"
 
@@ -100,6 +106,82 @@ def batch_export(request: HttpRequest, pk: int, file_format: str) -> HttpRespons
     name = exporters.file_name(batch_filter, file_format)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+class AddBatchForm(forms.Form):
+    source = forms.ModelChoiceField(queryset=Source.objects.all(), empty_label=None)
+    batch_id = forms.CharField(max_length=128, label="Batch id")
+
+    def clean(self):
+        cleaned = super().clean()
+        source, batch_id = cleaned.get("source"), cleaned.get("batch_id", "")
+        if source and batch_id:
+            if source.provider == Provider.TWELVELABS and not twelvelabs.is_valid_id(batch_id):
+                self.add_error("batch_id", "A TwelveLabs batch id is 24 hexadecimal characters, e.g. 68f4ddaf8aaa60d33df0e800.")
+            elif not _BATCH_ID.match(batch_id):
+                self.add_error("batch_id", "A batch id has only letters, digits, '-', '_' and '.'.")
+        return cleaned
+
+
+@require_http_methods(["GET", "POST"])
+@reviewer_required
+def batch_add(request: HttpRequest) -> HttpResponse:
+    form = AddBatchForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        source, batch_id = form.cleaned_data["source"], form.cleaned_data["batch_id"]
+        batch, created = Batch.objects.get_or_create(
+            source=source, provider_batch_id=batch_id, defaults={"provider": source.provider}
+        )
+        _enqueue_sync(batch)
+        messages.info(request, f"Fetching {batch_id} from {source.name}…" if created else f"Syncing {batch_id} again…")
+        return redirect(batch)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "reviewer/batch_add.html", {"form": form, "has_sources": Source.objects.exists()}, status=status)
+
+
+@require_POST
+@reviewer_required
+def batch_sync(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(Batch.objects.select_related("source"), pk=pk)
+    if batch.source is None:
+        messages.error(request, "This batch was imported from a file: import the file again to update it.")
+    else:
+        _enqueue_sync(batch)
+    if request.htmx:
+        return _status_fragment(request, batch)
+    return redirect(batch)
+
+
+@require_GET
+def batch_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The polled status panel; while a batch is unfinished and watched, it also re-syncs it."""
+    batch = get_object_or_404(Batch.objects.select_related("source"), pk=pk)
+    if batch.source_id and not batch.is_terminal and not batch.gone_upstream and batch.sync_state in (
+        SyncState.IDLE,
+        SyncState.FAILED,
+    ):
+        due = batch.last_synced_at is None or timezone.now() - batch.last_synced_at >= timedelta(
+            seconds=settings.AUTO_SYNC_SECONDS
+        )
+        if due:
+            _enqueue_sync(batch)
+            batch.refresh_from_db()
+    return _status_fragment(request, batch)
+
+
+def _status_fragment(request: HttpRequest, batch: Batch) -> HttpResponse:
+    response = render(request, "reviewer/batch_detail.html#status", {"batch": batch, "can_review": can_review(request.user)})
+    seen = request.GET.get("seen", "")
+    if batch.last_synced_at and seen and seen != str(int(batch.last_synced_at.timestamp())):
+        response["HX-Trigger"] = "batch-synced"  # the results list reloads itself
+    return response
+
+
+def _enqueue_sync(batch: Batch) -> None:
+    from reviewer.tasks import sync_batch_task
+
+    Batch.objects.filter(pk=batch.pk).update(sync_state=SyncState.QUEUED)
+    sync_batch_task.enqueue(batch.source_id, batch.provider_batch_id)
 
 
 def _counts(queryset, field: str) -> dict[str, int]:
