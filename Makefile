@@ -21,12 +21,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## Set up, migrate, load the demo batches, make sure a login exists, and serve.
+## Set up, migrate, load the demo batches, make sure a login exists, serve, and run the sync worker.
 run: install
 	$(PY) manage.py migrate --no-input -v0
 	$(PY) manage.py load_demo
 	$(PY) manage.py ensure_local_user
-	@echo "Serving the dashboard on http://$(HOST):$(PORT)/"
+	@echo "Serving the dashboard on http://$(HOST):$(PORT)/ (and a background-sync worker)"
+	@$(PY) manage.py db_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 ## Run the whole suite (unit, HTTP fakes and browser tests).
