@@ -18,6 +18,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -210,8 +211,7 @@ class ImportForm(forms.Form):
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > settings.MAX_UPLOAD_SIZE:
-            limit = settings.MAX_UPLOAD_SIZE // (1024 * 1024)
-            raise forms.ValidationError(f"The file is larger than the {limit} MB limit.")
+            raise forms.ValidationError(f"The file is larger than the {filesizeformat(settings.MAX_UPLOAD_SIZE)} limit.")
         return upload
 
 
