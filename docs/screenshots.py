@@ -26,10 +26,13 @@ def main() -> None:
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
         subprocess.run([*manage, "load_demo"], env=env, check=True, stdout=subprocess.DEVNULL)
-        script = "from django.contrib.auth.models import User; User.objects.create_superuser('demo', '', 'demo-pass-123')"
+        script = (
+            "from django.contrib.auth.models import User; User.objects.create_superuser('demo', '', 'demo-pass-123')"
+        )
         subprocess.run([*manage, "shell", "-c", script], env=env, check=True)
-        server = subprocess.Popen([*manage, "runserver", "--noreload", f"127.0.0.1:{PORT}"], env=env,
-                                  stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [*manage, "runserver", "--noreload", f"127.0.0.1:{PORT}"], env=env, stderr=subprocess.DEVNULL
+        )
         try:
             time.sleep(2)
             shoot(f"http://127.0.0.1:{PORT}")

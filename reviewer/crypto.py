@@ -31,6 +31,5 @@ def decrypt(token: str) -> str:
         return _fernet().decrypt(token.encode()).decode()
     except (InvalidToken, ValueError):
         raise KeyUnreadable(
-            "The stored API key cannot be decrypted: SECRET_KEY or ENCRYPTION_KEY changed. "
-            "Enter the key again."
+            "The stored API key cannot be decrypted: SECRET_KEY or ENCRYPTION_KEY changed. Enter the key again."
         ) from None

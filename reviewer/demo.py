@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 from reviewer import sync
 from reviewer.models import SyncRun, SyncTrigger
-from reviewer.records import ItemRecord
 from reviewer.providers import nomadicml, twelvelabs
+from reviewer.records import ItemRecord
 from reviewer.timecodes import format_timestamp
 
 THUMBNAILS = ["dashcam-day", "dashcam-dusk", "dashcam-night", "crosswalk", "highway", "rain", "warehouse"]

@@ -147,7 +147,10 @@ def read_twelvelabs_jsonl(text: IO[str], batch_id: str) -> tuple[BatchRecord, It
                 yield Malformed(number, str(exc))
                 continue
             if record.provider_item_id in seen:
-                yield Malformed(number, f"duplicate task_id {record.provider_item_id} (first on line {seen[record.provider_item_id]})")
+                yield Malformed(
+                    number,
+                    f"duplicate task_id {record.provider_item_id} (first on line {seen[record.provider_item_id]})",
+                )
                 continue
             seen[record.provider_item_id] = number
             batch_record.mode = (
@@ -182,8 +185,8 @@ def read_batch_json(text: IO[str]) -> tuple[BatchRecord, Iterator]:
     if batch_metadata is None:
         raise RecordError("The file has no batch_metadata before its results.")
     is_twelvelabs = isinstance(batch_metadata, dict) and batch_metadata.get("provider") == Provider.TWELVELABS
-    batch_record = _twelvelabs_export_metadata(batch_metadata) if is_twelvelabs else nomadicml.parse_batch_metadata(
-        batch_metadata
+    batch_record = (
+        _twelvelabs_export_metadata(batch_metadata) if is_twelvelabs else nomadicml.parse_batch_metadata(batch_metadata)
     )
     parse = _twelvelabs_export_result if is_twelvelabs else nomadicml.parse_result
     id_name = "task_id" if is_twelvelabs else "video_id"
@@ -201,7 +204,9 @@ def read_batch_json(text: IO[str]) -> tuple[BatchRecord, Iterator]:
                 continue
             if record.provider_item_id in seen:
                 first = seen[record.provider_item_id]
-                yield Malformed(line, f"result {index}: duplicate {id_name} {record.provider_item_id} (first on line {first})")
+                yield Malformed(
+                    line, f"result {index}: duplicate {id_name} {record.provider_item_id} (first on line {first})"
+                )
                 continue
             seen[record.provider_item_id] = line
             yield record
@@ -395,7 +400,9 @@ def read_nomadicml_csv(text: IO[str]) -> tuple[BatchRecord, Iterator]:
                 current.events.append(event)
                 continue
             if video_id in finished:
-                yield Malformed(line, f"rows of video {video_id} are not together (first seen on line {finished[video_id]})")
+                yield Malformed(
+                    line, f"rows of video {video_id} are not together (first seen on line {finished[video_id]})"
+                )
                 continue
             if current is not None:
                 yield current

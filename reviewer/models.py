@@ -168,12 +168,22 @@ class Batch(models.Model):
         """Segments of the review progress bar, in display order, with percentages."""
         total = self.event_total or 1
         return [
-            {"approval": value, "label": label, "count": self.approval_counts.get(value, 0),
-             "percent": round(100 * self.approval_counts.get(value, 0) / total, 2)}
+            {
+                "approval": value,
+                "label": label,
+                "count": self.approval_counts.get(value, 0),
+                "percent": round(100 * self.approval_counts.get(value, 0) / total, 2),
+            }
             for value, label in Approval.choices
             if value != Approval.PENDING
-        ] + [{"approval": Approval.PENDING, "label": "Pending", "count": self.pending_total,
-              "percent": round(100 * self.pending_total / total, 2)}]
+        ] + [
+            {
+                "approval": Approval.PENDING,
+                "label": "Pending",
+                "count": self.pending_total,
+                "percent": round(100 * self.pending_total / total, 2),
+            }
+        ]
 
     @property
     def is_reviewed(self) -> bool:
@@ -304,6 +314,9 @@ class Decision(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"{self.from_approval} → {self.to_approval}"
+
 
 class SyncTrigger(models.TextChoices):
     IMPORT = "import", "File import"
@@ -340,6 +353,9 @@ class SyncRun(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_trigger_display()} {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
 
     def as_dict(self) -> dict:
         return {

@@ -222,7 +222,7 @@ class _ChunkWriter:
         }
         to_create, to_update, seen = [], [], set()
         for item, record, _ in changed:
-            for position, (key, event_record) in enumerate(zip(event_keys(record.events), record.events)):
+            for position, (key, event_record) in enumerate(zip(event_keys(record.events), record.events, strict=True)):
                 seen.add((item.pk, key))
                 digest = content_hash([asdict(event_record), position])
                 event = existing.get((item.pk, key))

@@ -118,7 +118,9 @@ class AddBatchForm(forms.Form):
         source, batch_id = cleaned.get("source"), cleaned.get("batch_id", "")
         if source and batch_id:
             if source.provider == Provider.TWELVELABS and not twelvelabs.is_valid_id(batch_id):
-                self.add_error("batch_id", "A TwelveLabs batch id is 24 hexadecimal characters, e.g. 68f4ddaf8aaa60d33df0e800.")
+                self.add_error(
+                    "batch_id", "A TwelveLabs batch id is 24 hexadecimal characters, e.g. 68f4ddaf8aaa60d33df0e800."
+                )
             elif not _BATCH_ID.match(batch_id):
                 self.add_error("batch_id", "A batch id has only letters, digits, '-', '_' and '.'.")
         return cleaned
@@ -137,7 +139,9 @@ def batch_add(request: HttpRequest) -> HttpResponse:
         messages.info(request, f"Fetching {batch_id} from {source.name}…" if created else f"Syncing {batch_id} again…")
         return redirect(batch)
     status = 400 if request.method == "POST" else 200
-    return render(request, "reviewer/batch_add.html", {"form": form, "has_sources": Source.objects.exists()}, status=status)
+    return render(
+        request, "reviewer/batch_add.html", {"form": form, "has_sources": Source.objects.exists()}, status=status
+    )
 
 
 @require_POST
@@ -157,9 +161,15 @@ def batch_sync(request: HttpRequest, pk: int) -> HttpResponse:
 def batch_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled status panel; while a batch is unfinished and watched, it also re-syncs it."""
     batch = get_object_or_404(Batch.objects.select_related("source"), pk=pk)
-    if batch.source_id and not batch.is_terminal and not batch.gone_upstream and batch.sync_state in (
-        SyncState.IDLE,
-        SyncState.FAILED,
+    if (
+        batch.source_id
+        and not batch.is_terminal
+        and not batch.gone_upstream
+        and batch.sync_state
+        in (
+            SyncState.IDLE,
+            SyncState.FAILED,
+        )
     ):
         due = batch.last_synced_at is None or timezone.now() - batch.last_synced_at >= timedelta(
             seconds=settings.AUTO_SYNC_SECONDS
@@ -171,7 +181,9 @@ def batch_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _status_fragment(request: HttpRequest, batch: Batch) -> HttpResponse:
-    response = render(request, "reviewer/batch_detail.html#status", {"batch": batch, "can_review": can_review(request.user)})
+    response = render(
+        request, "reviewer/batch_detail.html#status", {"batch": batch, "can_review": can_review(request.user)}
+    )
     seen = request.GET.get("seen", "")
     if batch.last_synced_at and seen and seen != str(int(batch.last_synced_at.timestamp())):
         response["HX-Trigger"] = "batch-synced"  # the results list reloads itself
@@ -211,7 +223,9 @@ class ImportForm(forms.Form):
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > settings.MAX_UPLOAD_SIZE:
-            raise forms.ValidationError(f"The file is larger than the {filesizeformat(settings.MAX_UPLOAD_SIZE)} limit.")
+            raise forms.ValidationError(
+                f"The file is larger than the {filesizeformat(settings.MAX_UPLOAD_SIZE)} limit."
+            )
         return upload
 
 

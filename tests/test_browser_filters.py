@@ -40,7 +40,8 @@ def test_the_csv_export_has_exactly_the_events_the_page_shows(logged_in_page, li
         page.click("#export-csv")
     download = download_info.value
     assert download.suggested_filename == f"{demo.NOMADIC_ASK_BATCH}-approved-rejected-completed.csv"
-    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    with open(download.path(), encoding="utf-8") as downloaded:
+        rows = list(csv.DictReader(io.StringIO(downloaded.read())))
     assert [[row["Video"], row["Label"] or row["Category"], row["Approval Status"]] for row in rows] == shown
 
     # The back button restores the previous filter.

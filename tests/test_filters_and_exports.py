@@ -35,8 +35,10 @@ FIXTURE = {
 def batch() -> Batch:
     results = []
     for n, (video_id, (status, events)) in enumerate(FIXTURE.items()):
-        built = [nomadic_event(label=label, approval=approval, t_start=f"00:{n}{k}", t_end=f"00:{n}{k + 1}")
-                 for k, (label, approval) in enumerate(events)]
+        built = [
+            nomadic_event(label=label, approval=approval, t_start=f"00:{n}{k}", t_end=f"00:{n}{k + 1}")
+            for k, (label, approval) in enumerate(events)
+        ]
         extra = {"error": "decode error", "analysis_id": None} if status == "failed" else {}
         results.append(nomadic_result(video_id, built, status=status, **extra))
     data = nomadic_analysis("b-fix", results, metadata={"site": "sf-3"})
@@ -147,13 +149,14 @@ def test_the_approval_error_lists_the_valid_values(staff_client, batch):
 
 
 def test_the_htmx_fragment_is_only_the_results(staff_client, batch):
-    response = staff_client.get(f"{batch.get_absolute_url()}?approval=invalid", HTTP_HX_REQUEST="true",
-                                HTTP_HX_TARGET="results")
+    response = staff_client.get(
+        f"{batch.get_absolute_url()}?approval=invalid", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="results"
+    )
     body = response.content.decode()
     assert "<html" not in body
     assert 'id="results-inner"' in body
     assert 'hx-swap-oob="true"' in body  # chip counts follow
-    assert f'/batches/{batch.pk}/export.csv?approval=invalid' in body  # export links carry the filter
+    assert f"/batches/{batch.pk}/export.csv?approval=invalid" in body  # export links carry the filter
 
 
 def test_the_csv_matches_the_hand_checked_golden_file(staff_client, batch):
@@ -165,21 +168,66 @@ def test_the_csv_matches_the_hand_checked_golden_file(staff_client, batch):
 
 
 def test_the_csv_neutralizes_formulas_and_imports_them_back(staff_client, batch):
-    Event.objects.filter(label="Dog").update(ai_analysis="=HYPERLINK(\"http://evil\")", label="+1", category="-x")
-    rows = list(csv.reader(io.StringIO(b"".join(staff_client.get(f"/batches/{batch.pk}/export.csv?q=HYPERLINK")
-                                                  .streaming_content).decode())))
-    assert rows[1][4:7] == ["'-x", "'+1", "'=HYPERLINK(\"http://evil\")"]
+    Event.objects.filter(label="Dog").update(ai_analysis='=HYPERLINK("http://evil")', label="+1", category="-x")
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                b"".join(staff_client.get(f"/batches/{batch.pk}/export.csv?q=HYPERLINK").streaming_content).decode()
+            )
+        )
+    )
+    assert rows[1][4:7] == ["'-x", "'+1", '\'=HYPERLINK("http://evil")']
 
 
 def _batch_state(batch: Batch) -> tuple:
-    items = list(Item.objects.filter(batch=batch).order_by("position").values_list(
-        "provider_item_id", "status", "analysis_id", "video_name", "text", "error_message", "import_source_uri",
-        "thumbnail_url", "position"))
-    events = list(Event.objects.filter(batch=batch).order_by("item__position", "position").values_list(
-        "item__provider_item_id", "key", "category", "label", "severity", "confidence", "ai_analysis",
-        "start_seconds", "end_seconds", "t_start", "t_end", "thumbnail_url", "overlay", "approval"))
-    fields = ("provider", "provider_batch_id", "mode", "analysis_type", "prompt", "category", "metadata",
-              "viewer_url", "status", "item_counts", "approval_counts")
+    items = list(
+        Item.objects.filter(batch=batch)
+        .order_by("position")
+        .values_list(
+            "provider_item_id",
+            "status",
+            "analysis_id",
+            "video_name",
+            "text",
+            "error_message",
+            "import_source_uri",
+            "thumbnail_url",
+            "position",
+        )
+    )
+    events = list(
+        Event.objects.filter(batch=batch)
+        .order_by("item__position", "position")
+        .values_list(
+            "item__provider_item_id",
+            "key",
+            "category",
+            "label",
+            "severity",
+            "confidence",
+            "ai_analysis",
+            "start_seconds",
+            "end_seconds",
+            "t_start",
+            "t_end",
+            "thumbnail_url",
+            "overlay",
+            "approval",
+        )
+    )
+    fields = (
+        "provider",
+        "provider_batch_id",
+        "mode",
+        "analysis_type",
+        "prompt",
+        "category",
+        "metadata",
+        "viewer_url",
+        "status",
+        "item_counts",
+        "approval_counts",
+    )
     return tuple(getattr(batch, name) for name in fields), items, events
 
 

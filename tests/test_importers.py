@@ -38,13 +38,15 @@ def snapshot() -> tuple:
 
 
 def test_it_imports_twelvelabs_time_based_results_as_events():
-    data = jsonl([
-        tl_line(tl_id(1), segments=TIMED, custom_id="cam-1"),
-        tl_line(tl_id(2), "failed"),
-        tl_line(tl_id(3), "canceled"),
-        "",
-        tl_line(tl_id(4), segments={"incident": [], "scene": []}),
-    ])
+    data = jsonl(
+        [
+            tl_line(tl_id(1), segments=TIMED, custom_id="cam-1"),
+            tl_line(tl_id(2), "failed"),
+            tl_line(tl_id(3), "canceled"),
+            "",
+            tl_line(tl_id(4), segments={"incident": [], "scene": []}),
+        ]
+    )
     run = import_bytes(data, "68f4ddaf8aaa60d33df0e800.jsonl")
     assert run.outcome == SyncOutcome.SUCCEEDED, run.error
     batch = run.batch
@@ -105,12 +107,14 @@ def test_it_keeps_a_decision_when_the_provider_changes_the_event():
 def test_it_refuses_a_file_with_malformed_lines_and_changes_nothing():
     import_bytes(jsonl([tl_line(tl_id(1), text="old")]), "c.jsonl", batch_id="68f4ddaf8aaa60d33df0e802")
     before = snapshot()
-    data = jsonl([
-        tl_line(tl_id(1), text="new"),
-        "{not json",
-        tl_line(tl_id(2), "exploded"),
-        {"custom_id": "no task id", "status": "ready"},
-    ])
+    data = jsonl(
+        [
+            tl_line(tl_id(1), text="new"),
+            "{not json",
+            tl_line(tl_id(2), "exploded"),
+            {"custom_id": "no task id", "status": "ready"},
+        ]
+    )
 
     run = import_bytes(data, "c.jsonl", batch_id="68f4ddaf8aaa60d33df0e802")
 
@@ -140,16 +144,30 @@ def test_it_reports_a_duplicate_task_id():
 
 
 def test_it_imports_a_nomadicml_batch_analysis_json():
-    data = nomadic_analysis("rr-1", [
-        nomadic_result("v1", [nomadic_event(approval="approved"), nomadic_event("near_miss", "Bus", "rejected",
-                                                                                 "01:02:03", "01:02:09")]),
-        nomadic_result("v2", [], status="failed", analysis_id=None, error="decode error"),
-        nomadic_result("v3", []),
-    ], metadata={"site": "sf-3"})
+    data = nomadic_analysis(
+        "rr-1",
+        [
+            nomadic_result(
+                "v1",
+                [
+                    nomadic_event(approval="approved"),
+                    nomadic_event("near_miss", "Bus", "rejected", "01:02:03", "01:02:09"),
+                ],
+            ),
+            nomadic_result("v2", [], status="failed", analysis_id=None, error="decode error"),
+            nomadic_result("v3", []),
+        ],
+        metadata={"site": "sf-3"},
+    )
     run = import_bytes(json.dumps(data, indent=2).encode(), "rr-1.json")
     assert run.outcome == SyncOutcome.SUCCEEDED, run.error
     batch = run.batch
-    assert (batch.provider, batch.mode, batch.prompt, batch.metadata) == ("nomadicml", "ask", "jaywalking", {"site": "sf-3"})
+    assert (batch.provider, batch.mode, batch.prompt, batch.metadata) == (
+        "nomadicml",
+        "ask",
+        "jaywalking",
+        {"site": "sf-3"},
+    )
     assert batch.viewer_url.endswith("/batch-view/rr-1")
     assert batch.approval_counts == {"approved": 1, "rejected": 1}
     late = Event.objects.get(category="near_miss")
@@ -160,7 +178,7 @@ def test_it_imports_a_nomadicml_batch_analysis_json():
 
 def test_it_streams_json_across_read_boundaries(monkeypatch):
     monkeypatch.setattr(importers._JsonObjectStream, "_CHUNK", 7)
-    results = [nomadic_result(f"v{n}", [nomadic_event(label=f"é {n} \" {{ ]")]) for n in range(30)]
+    results = [nomadic_result(f"v{n}", [nomadic_event(label=f'é {n} " {{ ]')]) for n in range(30)]
     run = import_bytes(json.dumps(nomadic_analysis("rr-2", results), indent=1).encode(), "rr-2.json")
     assert run.outcome == SyncOutcome.SUCCEEDED, run.error
     assert Item.objects.count() == 30
@@ -195,7 +213,7 @@ def test_it_imports_a_nomadicml_csv_export():
     rows = [
         CSV_HEADER,
         'jaywalking,a.mp4,approved,00:01-00:02,lane_change,,Detected,medium,v1,a1,b9,https://app.nomadicml.com/x,completed,0.9,https://t/1.jpg,s3://b/a.mp4,"Two, jaywalkers"',
-        "jaywalking,a.mp4,pending,01:00:05,near_miss,Bus,'=cmd,high,v1,a1,b9,https://app.nomadicml.com/x,completed,,,s3://b/a.mp4,\"Two, jaywalkers\"",
+        'jaywalking,a.mp4,pending,01:00:05,near_miss,Bus,\'=cmd,high,v1,a1,b9,https://app.nomadicml.com/x,completed,,,s3://b/a.mp4,"Two, jaywalkers"',
         "jaywalking,v2,invalid,00:10-00:12,near_miss,Kid,,low,v2,a2,b9,https://app.nomadicml.com/x,completed,0.5,,,",
     ]
     run = import_bytes(("\r\n".join(rows) + "\r\n").encode(), "b9.csv")

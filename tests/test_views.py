@@ -78,8 +78,12 @@ def test_a_missing_batch_is_a_404(staff_client):
 def test_the_batch_page_lists_skipped_lines_of_the_last_import(staff_client):
     from reviewer import importers
 
-    run = importers.import_file(io.BytesIO(jsonl([tl_line(tl_id(1)), "{oops"])), name="z.jsonl",
-                                batch_id="68f4ddaf8aaa60d33df0e899", skip_invalid=True)
+    run = importers.import_file(
+        io.BytesIO(jsonl([tl_line(tl_id(1)), "{oops"])),
+        name="z.jsonl",
+        batch_id="68f4ddaf8aaa60d33df0e899",
+        skip_invalid=True,
+    )
     body = staff_client.get(run.batch.get_absolute_url()).content.decode()
     assert "1 malformed record skipped" in body
     assert "Line 2: invalid JSON" in body
@@ -87,11 +91,23 @@ def test_the_batch_page_lists_skipped_lines_of_the_last_import(staff_client):
 
 def test_provider_text_is_escaped_and_unsafe_urls_are_not_links(staff_client):
     batch = Batch.objects.create(provider="nomadicml", provider_batch_id="x", viewer_url="javascript:alert(1)")
-    item = Item.objects.create(batch=batch, provider_item_id="v1", status="completed", content_hash="h",
-                               video_name="<script>alert('n')</script>", thumbnail_url="data:image/png;base64,AA",
-                               import_source_uri="javascript:alert(2)")
-    Event.objects.create(item=item, batch=batch, key="k", label="<img src=x onerror=alert(3)>", content_hash="h",
-                         thumbnail_url="javascript:alert(4)")
+    item = Item.objects.create(
+        batch=batch,
+        provider_item_id="v1",
+        status="completed",
+        content_hash="h",
+        video_name="<script>alert('n')</script>",
+        thumbnail_url="data:image/png;base64,AA",
+        import_source_uri="javascript:alert(2)",
+    )
+    Event.objects.create(
+        item=item,
+        batch=batch,
+        key="k",
+        label="<img src=x onerror=alert(3)>",
+        content_hash="h",
+        thumbnail_url="javascript:alert(4)",
+    )
     body = staff_client.get(batch.get_absolute_url()).content.decode()
     assert "<script>alert('n')" not in body and "&lt;script&gt;" in body
     assert "<img src=x" not in body
@@ -102,13 +118,26 @@ def test_provider_text_is_escaped_and_unsafe_urls_are_not_links(staff_client):
 def _big_batch(n_items: int, events_per_item: int) -> Batch:
     batch = Batch.objects.create(provider="twelvelabs", provider_batch_id=f"big-{n_items}")
     Item.objects.bulk_create(
-        Item(batch=batch, provider_item_id=f"t{n}", status="ready", position=n, content_hash="h") for n in range(n_items)
+        Item(batch=batch, provider_item_id=f"t{n}", status="ready", position=n, content_hash="h")
+        for n in range(n_items)
     )
     items = list(Item.objects.filter(batch=batch))
     Event.objects.bulk_create(
-        (Event(item=item, batch=batch, key=f"k{k}", position=k, label=f"event {k}", category="incident",
-               severity="high", start_seconds=k, content_hash="h")
-         for item in items for k in range(events_per_item)),
+        (
+            Event(
+                item=item,
+                batch=batch,
+                key=f"k{k}",
+                position=k,
+                label=f"event {k}",
+                category="incident",
+                severity="high",
+                start_seconds=k,
+                content_hash="h",
+            )
+            for item in items
+            for k in range(events_per_item)
+        ),
         batch_size=2000,
     )
     batch.refresh_counts()

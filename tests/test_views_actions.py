@@ -38,7 +38,9 @@ def test_sync_refuses_get(staff_client, source):
 
 
 def test_the_import_page_imports_and_redirects_to_the_batch(staff_client):
-    upload = SimpleUploadedFile("68f4ddaf8aaa60d33df0e810.jsonl", jsonl([tl_line(tl_id(1)), tl_line(tl_id(2), "failed")]))
+    upload = SimpleUploadedFile(
+        "68f4ddaf8aaa60d33df0e810.jsonl", jsonl([tl_line(tl_id(1)), tl_line(tl_id(2), "failed")])
+    )
     response = staff_client.post("/import/", {"file": upload})
     batch = Batch.objects.get()
     assert response.status_code == 302 and response.url == batch.get_absolute_url()

@@ -16,7 +16,7 @@ def text(obj: dict, key: str, *, required: bool = False) -> str:
         if required:
             raise RecordError(f"missing {key!r}")
         return ""
-    if isinstance(value, bool) or isinstance(value, dict | list):
+    if isinstance(value, bool | dict | list):
         raise RecordError(f"{key!r} must be text, got {type(value).__name__}")
     return str(value)
 
