@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from reviewer.models import Batch, BatchStatus, Event, Item, Source, SyncOutcome, SyncRun, SyncState
+from reviewer.providers.http import ProviderError
 from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError, content_hash
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ def write_records(
 ) -> SyncRun:
     """Write a batch and its items; returns the saved SyncRun (check ``outcome``).
 
-    ``records`` may be a lazy stream; it is consumed once. A RecordError raised while
+    ``records`` may be a lazy stream; it is consumed once. A RecordError or a
+    ProviderError (a provider stream that broke, a failed chunk) raised while
     iterating, or any Malformed record when ``skip_invalid`` is false, rolls the whole
     run back.
     """
@@ -79,7 +81,7 @@ def write_records(
             run.finished_at = timezone.now()
             run.save()
             return run
-    except (Refused, RecordError) as exc:
+    except (Refused, RecordError, ProviderError) as exc:
         return record_failure(run, str(exc), batch=_find_batch(source, batch_record))
 
 

@@ -83,3 +83,60 @@ def logged_in_page(page, live_server, staff):
     page.click("button[type=submit]")
     page.wait_for_url(live_server.url + "/")
     return page
+
+
+# --- Provider fakes: real HTTP servers on 127.0.0.1 speaking each wire format ---
+
+TL_KEY = "tlk_SECRET_4e1f9c2a7b3d"
+NM_KEY = "nmk_SECRET_8a6c0e2f4b1d"
+
+
+@pytest.fixture(autouse=True)
+def fast_http(monkeypatch):
+    """Short timeouts and no backoff waits: a retried call costs milliseconds (Retry-After still counts)."""
+    from reviewer.providers import http
+
+    monkeypatch.setattr(http, "DEFAULT_TIMEOUT", (2.0, 2.0))
+    monkeypatch.setattr(http, "BACKOFF_FACTOR", 0.0)
+    monkeypatch.setattr(http, "BACKOFF_JITTER", 0.0)
+
+
+@pytest.fixture
+def twelvelabs_fake():
+    from tests.fakes.server import FakeServer
+    from tests.fakes.twelvelabs import PREFIX, TwelveLabsFake
+
+    with FakeServer(TwelveLabsFake(TL_KEY)) as server:
+        server.app.base_url = server.url + PREFIX
+        yield server.app
+
+
+@pytest.fixture
+def nomadic_fake():
+    from tests.fakes.nomadicml import NomadicFake
+    from tests.fakes.server import FakeServer
+
+    with FakeServer(NomadicFake(NM_KEY)) as server:
+        server.app.base_url = server.url
+        yield server.app
+
+
+@pytest.fixture
+def tl_source(db, twelvelabs_fake):
+    from reviewer.models import Source
+
+    source = Source(name="tl", provider="twelvelabs", base_url=twelvelabs_fake.base_url)
+    source.set_api_key(TL_KEY)
+    source.save()
+    return source
+
+
+@pytest.fixture
+def nomadic_source(db, nomadic_fake):
+    from reviewer.models import Source
+
+    source = Source(name="nm", provider="nomadicml", base_url=nomadic_fake.base_url,
+                    viewer_base_url="https://app.nomadicml.com")  # fmt: skip
+    source.set_api_key(NM_KEY)
+    source.save()
+    return source

@@ -1,4 +1,4 @@
-"""TwelveLabs Analyze API v1.3 batches: wire format -> normalized records.
+"""TwelveLabs Analyze API v1.3 batches: wire format -> normalized records, and the client.
 
 Docs: https://docs.twelvelabs.io/v1.3/api-reference/analyze-videos/batch-analysis
 (results stream: "Retrieve batch results"; the contract is summarized in PROVIDERS.md).
@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
 
 from reviewer.providers import wire
-from reviewer.records import BatchRecord, EventRecord, ItemRecord, RecordError
+from reviewer.providers.http import ProviderClient, ProviderError
+from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError
 from reviewer.timecodes import format_timestamp, parse_seconds
+
+T = TypeVar("T")
 
 PROVIDER = "twelvelabs"
 ID_PATTERN = re.compile(r"^[0-9a-fA-F]{24}$")
@@ -134,7 +141,7 @@ def _segment_event(definition_id: str, segment: dict) -> EventRecord:
         category=str(definition_id),
         label=_metadata_text(metadata, "label"),
         severity=_metadata_text(metadata, "severity"),
-        confidence=float(confidence) if isinstance(confidence, int | float) and not isinstance(confidence, bool) else None,
+        confidence=float(confidence) if _is_number(confidence) else None,
         ai_analysis=next((_metadata_text(metadata, key) for key in _ANALYSIS_FIELDS if metadata.get(key)), ""),
         start_seconds=start,
         end_seconds=end,
@@ -144,6 +151,10 @@ def _segment_event(definition_id: str, segment: dict) -> EventRecord:
     )
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _metadata_text(metadata: dict, key: str) -> str:
     value = metadata.get(key)
     if value is None:
@@ -151,3 +162,160 @@ def _metadata_text(metadata: dict, key: str) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+def parse_lines(lines: Iterable[bytes | str]) -> Iterator[ItemRecord | Malformed]:
+    """Yield one record per non-blank line of a results stream, numbered from 1.
+
+    A line that is not JSON, not a valid result, or repeats a task_id is yielded as
+    Malformed with its line number (the official SDK drops them silently).
+    """
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue  # blank lines are allowed in the stream
+        try:
+            record = parse_result(json.loads(line))
+        except UnicodeDecodeError:
+            yield Malformed(number, "not UTF-8 text")
+            continue
+        except json.JSONDecodeError as exc:
+            yield Malformed(number, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        except RecordError as exc:
+            yield Malformed(number, str(exc))
+            continue
+        if record.provider_item_id in seen:
+            first = seen[record.provider_item_id]
+            yield Malformed(number, f"duplicate task_id {record.provider_item_id} (first on line {first})")
+            continue
+        seen[record.provider_item_id] = number
+        yield record
+
+
+@dataclass
+class TaskInfo:
+    """What the item detail page needs from ``GET /analyze/tasks/{task_id}``."""
+
+    task_id: str
+    status: str
+    batch_id: str = ""
+    custom_id: str = ""
+    asset_id: str = ""
+    duration: float | None = None
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    raw: dict = field(default_factory=dict)
+
+
+def parse_task(obj: object) -> TaskInfo:
+    """Return a TaskInfo from a Task object; raises RecordError."""
+    obj = wire.require_object(obj, "task")
+    video_source = wire.mapping(obj, "video_source")
+    return TaskInfo(
+        task_id=wire.text(obj, "task_id", required=True),
+        status=wire.text(obj, "status", required=True),
+        batch_id=wire.text(obj, "batch_id"),
+        custom_id=wire.text(obj, "custom_id"),
+        asset_id=wire.text(video_source, "asset_id"),
+        duration=wire.number(wire.mapping(video_source, "system_metadata"), "duration"),
+        created_at=wire.timestamp(obj, "created_at"),
+        completed_at=wire.timestamp(obj, "completed_at"),
+        raw=obj,
+    )
+
+
+def parse_asset_thumbnail(obj: object) -> str | None:
+    """Return the asset's thumbnail URL, or None while it is not ready; raises RecordError."""
+    thumbnail = wire.mapping(wire.require_object(obj, "asset"), "thumbnail")
+    if wire.text(thumbnail, "status") != "ready":
+        return None
+    return wire.text(thumbnail, "representative_url") or None
+
+
+class TwelveLabsClient(ProviderClient):
+    """The Analyze API v1.3 batch endpoints. Every method raises ProviderError on failure."""
+
+    provider = "TwelveLabs"
+    auth_header = "x-api-key"
+
+    # https://docs.twelvelabs.io/v1.3/api-reference/analyze-videos/batch-analysis/the-batch-object
+    def get_batch(self, batch_id: str) -> BatchRecord:
+        """Return the batch's metadata (``GET /analyze/batches/{batch_id}``)."""
+        what = _check_id(batch_id, "batch")
+        return self._parsed(parse_batch, self.get_json(self.url("analyze", "batches", batch_id), what=what), what)
+
+    # https://docs.twelvelabs.io/v1.3/api-reference/analyze-videos/batch-analysis (list batches)
+    def list_batches(
+        self, *, page_limit: int = 50, max_pages: int = 20, status: list[str] | None = None,
+        analysis_mode: list[str] | None = None,
+    ) -> list[BatchRecord]:  # fmt: skip
+        """Return the account's batches, newest first, reading at most ``max_pages`` pages.
+
+        Stops at ``page_info.total_page``: unlike the SDK's pager, never asks for the
+        empty page after the last one. Entries that cannot be read are left out.
+        """
+        records: list[BatchRecord] = []
+        page = 1
+        while page <= max_pages:
+            params = {"page": page, "page_limit": min(page_limit, 50), "status": status or [],
+                      "analysis_mode": analysis_mode or []}  # fmt: skip
+            body = self.get_json(self.url("analyze", "batches"), what="batch list", params=params)
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise ProviderError(f"{self.provider} sent a batch list without a 'data' list.")
+            for entry in body["data"]:
+                try:
+                    records.append(parse_batch(entry))
+                except RecordError:
+                    continue  # a listing for a picker: one odd entry must not hide the others
+            total_pages = wire.integer(wire.mapping(body, "page_info"), "total_page") or page
+            if page >= total_pages or not body["data"]:
+                break
+            page += 1
+        return records
+
+    # https://docs.twelvelabs.io/v1.3/api-reference/analyze-videos/batch-analysis ("Retrieve batch results")
+    def iter_results(self, batch_id: str) -> Iterator[ItemRecord | Malformed]:
+        """Request the results now and return a lazy iterator of their records.
+
+        The request (and so a 401/404/timeout) happens in this call; the body is then
+        read line by line as the iterator is consumed, never whole into memory.
+        Malformed lines come out as Malformed with their line number; a stream that
+        breaks mid-way raises ProviderError from the iterator.
+        """
+        what = _check_id(batch_id, "batch")
+        response = self.request("GET", self.url("analyze", "batches", batch_id, "results"), what=what, stream=True)
+        content_type = response.headers.get("Content-Type", "")
+        if "html" in content_type.lower():
+            response.close()  # a proxy's page with status 200: not results, and not N malformed lines
+            raise ProviderError(f"{self.provider} answered the results of {what} with an HTML page.")
+        return parse_lines(self.iter_lines(response, what=f"results stream of {what}"))
+
+    # https://docs.twelvelabs.io/v1.3/api-reference/analyze-videos/retrieve-analysis-task-status-results
+    def get_task(self, task_id: str) -> TaskInfo:
+        """Return one analysis task (``GET /analyze/tasks/{task_id}``)."""
+        what = _check_id(task_id, "task")
+        return self._parsed(parse_task, self.get_json(self.url("analyze", "tasks", task_id), what=what), what)
+
+    # https://docs.twelvelabs.io/v1.3/api-reference (Assets: "Retrieve an asset")
+    def get_asset(self, asset_id: str) -> str | None:
+        """Return the asset's thumbnail URL (expiring), or None while it is not ready."""
+        what = _check_id(asset_id, "asset")
+        body = self.get_json(self.url("assets", asset_id), what=what)
+        return self._parsed(parse_asset_thumbnail, body, what)
+
+    def _parsed(self, parse: Callable[[object], T], body: object, what: str) -> T:
+        """Return ``parse(body)``; a body that breaks the contract is a ProviderError, not a crash."""
+        try:
+            return parse(body)
+        except RecordError as exc:
+            raise ProviderError(f"{self.provider} sent a {what.split()[0]} that cannot be read: {exc}") from None
+
+
+def _check_id(value: str, kind: str) -> str:
+    """Return "<kind> <value>" for messages; raises a permanent ProviderError for a malformed id."""
+    if not is_valid_id(value):
+        raise ProviderError(
+            f"{value!r} is not a TwelveLabs {kind} id (24 hexadecimal characters).", status=None, permanent=True
+        )
+    return f"{kind} {value}"

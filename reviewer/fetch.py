@@ -1,0 +1,97 @@
+"""Fetch a batch from its provider into the cache.
+
+The one path used by the background task, ``manage.py fetch_batch`` and
+``manage.py refresh_batches``: build the source's client, read the batch metadata,
+then stream the results into ``sync.write_records`` (all-or-nothing). Provider
+trouble never raises from here: it ends as a failed SyncRun, and the cache keeps
+what it had.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from reviewer import sync
+from reviewer.crypto import KeyUnreadable
+from reviewer.models import Batch, Provider, Source, SyncRun, SyncState, SyncTrigger
+from reviewer.providers.http import ProviderError
+from reviewer.providers.nomadicml import NomadicMLClient
+from reviewer.providers.twelvelabs import TwelveLabsClient
+from reviewer.records import BatchRecord, ItemRecord, Malformed
+
+logger = logging.getLogger(__name__)
+
+
+def make_client(source: Source) -> TwelveLabsClient | NomadicMLClient:
+    """Return the client for ``source``; raises crypto.KeyUnreadable when its key cannot be read."""
+    if source.provider == Provider.NOMADICML:
+        return NomadicMLClient(source.base_url, source.get_api_key(), viewer_base=source.viewer_base_url)
+    return TwelveLabsClient(source.base_url, source.get_api_key())
+
+
+def fetch_batch(source: Source, batch_id: str, trigger: str = SyncTrigger.FETCH) -> SyncRun:
+    """Fetch ``batch_id`` from ``source`` into the cache; returns the saved SyncRun (check ``outcome``).
+
+    A failure (bad key, timeout, broken stream, failed chunk...) is a failed run with a
+    readable ``error`` and changes no cached item, event or decision. A 404 for a batch
+    synced before marks it ``gone_upstream`` and keeps its data. Raises only for
+    unexpected errors (bugs), after recording the run as failed.
+    """
+    batch = Batch.objects.filter(source=source, provider_batch_id=batch_id).first()
+    if batch is not None:
+        batch.sync_state = SyncState.RUNNING
+        batch.save(update_fields=["sync_state"])
+    run = SyncRun(trigger=trigger)
+    try:
+        client = make_client(source)
+    except KeyUnreadable as exc:
+        return sync.record_failure(run, str(exc), batch=batch)
+    try:
+        try:
+            batch_record, records = _open(client, batch_id)
+        except ProviderError as exc:
+            return _record_unreachable(run, exc, batch)
+        return sync.write_records(batch_record, records, trigger=trigger, source=source, skip_invalid=True)
+    except Exception:
+        # A bug, not provider trouble: the batch must not stay "Syncing" forever.
+        logger.exception("fetch of %s from source %s crashed", batch_id, source.name)
+        sync.record_failure(run, "The sync crashed (an internal error; see the server log).", batch=batch)
+        raise
+    finally:
+        client.close()
+
+
+def summary(run: SyncRun) -> str:
+    """One line saying what a successful run changed (printed by the commands)."""
+    return (
+        f"Synced {run.batch}: items {run.items_created} new, {run.items_updated} updated, "
+        f"{run.items_unchanged} unchanged; events {run.events_created} new, {run.events_updated} updated, "
+        f"{run.events_unchanged} unchanged, {run.events_removed} removed"
+        + (f"; {len(run.malformed_lines)} malformed line(s) skipped" if run.malformed_lines else "")
+    )
+
+
+def _open(
+    client: TwelveLabsClient | NomadicMLClient, batch_id: str
+) -> tuple[BatchRecord, Iterator[ItemRecord | Malformed]]:
+    """Return the batch record and its lazy record stream; raises ProviderError.
+
+    Every request that can fail before the first result (metadata, the results
+    request) is made here, outside the sync's transaction.
+    """
+    if isinstance(client, NomadicMLClient):
+        report = client.get_status(batch_id)
+        return report.record, client.iter_results(batch_id, report.videos)
+    return client.get_batch(batch_id), client.iter_results(batch_id)
+
+
+def _record_unreachable(run: SyncRun, exc: ProviderError, batch: Batch | None) -> SyncRun:
+    # Only a batch that was synced before is "gone": a 404 for one just added is a wrong id.
+    gone = exc.status == 404 and batch is not None and batch.last_synced_at is not None
+    message = f"{exc.message} The cached copy is kept." if gone else exc.message
+    run = sync.record_failure(run, message, batch=batch)
+    if gone:
+        batch.gone_upstream = True
+        batch.save(update_fields=["gone_upstream"])
+    return run

@@ -1,0 +1,1 @@
+"""Fakes of the two providers, speaking their wire formats (PROVIDERS.md) over real HTTP."""

@@ -1,0 +1,70 @@
+"""manage.py add_source: a source from an environment variable's key, with provider defaults."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from reviewer.models import Source
+
+KEY = "tlk_SECRET_0123456789abcd"
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("add_source", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_it_adds_a_source_with_the_providers_defaults(db, monkeypatch):
+    monkeypatch.setenv("TL_KEY", f"  {KEY}\n")  # pasted with whitespace around it
+    output = run("fleet", "--provider", "twelvelabs", "--api-key-env", "TL_KEY")
+    source = Source.objects.get(name="fleet")
+    assert (source.provider, source.base_url, source.viewer_base_url) == (
+        "twelvelabs", "https://api.twelvelabs.io/v1.3", "https://playground.twelvelabs.io"
+    )  # fmt: skip
+    assert source.get_api_key() == KEY
+    assert KEY not in source.api_key_encrypted
+    assert output == "Added source fleet (TwelveLabs, https://api.twelvelabs.io/v1.3, key ••••abcd)\n"
+
+
+def test_it_updates_the_source_of_that_name(db, monkeypatch):
+    monkeypatch.setenv("NM_KEY", "old-key-0000")
+    run("nm", "--provider", "nomadicml", "--api-key-env", "NM_KEY")
+    first = Source.objects.get(name="nm")
+    monkeypatch.setenv("NM_KEY", "new-key-1111")
+    output = run("nm", "--provider", "nomadicml", "--api-key-env", "NM_KEY", "--base-url", "http://127.0.0.1:8123",
+                 "--viewer-base-url", "https://nomadic.example.com")  # fmt: skip
+    source = Source.objects.get()
+    assert source.pk == first.pk
+    assert (source.base_url, source.viewer_base_url, source.get_api_key()) == (
+        "http://127.0.0.1:8123", "https://nomadic.example.com", "new-key-1111"
+    )  # fmt: skip
+    assert output.startswith("Updated source nm (NomadicML, http://127.0.0.1:8123, key ••••1111)")
+
+
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_it_refuses_an_unset_or_empty_variable(db, monkeypatch, value):
+    if value is None:
+        monkeypatch.delenv("MISSING_KEY", raising=False)
+    else:
+        monkeypatch.setenv("MISSING_KEY", value)
+    with pytest.raises(CommandError, match="The environment variable MISSING_KEY is not set or empty"):
+        run("x", "--provider", "twelvelabs", "--api-key-env", "MISSING_KEY")
+    assert not Source.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bad name!", "--base-url", "https://x.example.com"], "Invalid source: name:"),
+        (["ok", "--base-url", "not a url"], "Invalid source: base_url: Enter a valid URL."),
+    ],
+)
+def test_it_refuses_an_invalid_source(db, monkeypatch, args, message):
+    monkeypatch.setenv("K", KEY)
+    with pytest.raises(CommandError, match=message):
+        run(*args, "--provider", "twelvelabs", "--api-key-env", "K")
+    assert not Source.objects.exists()
