@@ -5,7 +5,6 @@ Every view needs a login (LoginRequiredMiddleware); actions check the role too.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from functools import wraps
 
@@ -24,9 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from reviewer import exporters, filters, importers
 from reviewer.models import Approval, Batch, Provider, Source, SyncOutcome, SyncState
-from reviewer.providers import twelvelabs
-
-_BATCH_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+from reviewer.providers import nomadicml, twelvelabs
 
 REVIEWER_GROUP = "reviewer"
 
@@ -121,7 +118,7 @@ class AddBatchForm(forms.Form):
                 self.add_error(
                     "batch_id", "A TwelveLabs batch id is 24 hexadecimal characters, e.g. 68f4ddaf8aaa60d33df0e800."
                 )
-            elif not _BATCH_ID.match(batch_id):
+            elif source.provider == Provider.NOMADICML and not nomadicml.is_valid_id(batch_id):
                 self.add_error("batch_id", "A batch id has only letters, digits, '-', '_' and '.'.")
         return cleaned
 
