@@ -134,25 +134,10 @@ def read_twelvelabs_jsonl(text: IO[str], batch_id: str) -> tuple[BatchRecord, It
     batch_record = BatchRecord(provider=Provider.TWELVELABS, provider_batch_id=batch_id)
 
     def records() -> Iterator[ItemRecord | Malformed]:
-        seen: dict[str, int] = {}
-        for number, line in enumerate(text, start=1):
-            if not line.strip():
-                continue  # blank lines are allowed in the stream
-            try:
-                record = twelvelabs.parse_result(json.loads(line))
-            except json.JSONDecodeError as exc:
-                yield Malformed(number, f"invalid JSON: {exc.msg} (column {exc.colno})")
+        for record in twelvelabs.parse_lines(text):
+            if isinstance(record, Malformed):
+                yield record
                 continue
-            except RecordError as exc:
-                yield Malformed(number, str(exc))
-                continue
-            if record.provider_item_id in seen:
-                yield Malformed(
-                    number,
-                    f"duplicate task_id {record.provider_item_id} (first on line {seen[record.provider_item_id]})",
-                )
-                continue
-            seen[record.provider_item_id] = number
             batch_record.mode = (
                 twelvelabs.MODE_TIME_BASED
                 if twelvelabs.is_time_based(record) or batch_record.mode == twelvelabs.MODE_TIME_BASED
