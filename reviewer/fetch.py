@@ -10,6 +10,8 @@ what it had.
 from __future__ import annotations
 
 import logging
+import pickle
+import tempfile
 from collections.abc import Iterator
 
 from reviewer import sync
@@ -18,7 +20,7 @@ from reviewer.models import Batch, Provider, Source, SyncRun, SyncState, SyncTri
 from reviewer.providers.http import ProviderError
 from reviewer.providers.nomadicml import NomadicMLClient
 from reviewer.providers.twelvelabs import TwelveLabsClient
-from reviewer.records import BatchRecord, ItemRecord, Malformed
+from reviewer.records import BatchRecord, ItemRecord, Malformed, RecordError
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +51,32 @@ def fetch_batch(source: Source, batch_id: str, trigger: str = SyncTrigger.FETCH)
         return sync.record_failure(run, str(exc), batch=batch)
     try:
         try:
-            batch_record, records = _open(client, batch_id)
+            batch_record, stream = _open(client, batch_id)
+            records = _spooled(stream)
         except ProviderError as exc:
             return _record_unreachable(run, exc, batch)
+        except RecordError as exc:
+            return sync.record_failure(run, str(exc), batch=batch)
         return sync.write_records(batch_record, records, trigger=trigger, source=source, skip_invalid=True)
     except Exception:
         # A bug, not provider trouble: the batch must not stay "Syncing" forever.
         logger.exception("fetch of %s from source %s crashed", batch_id, source.name)
         sync.record_failure(run, "The sync crashed (an internal error; see the server log).", batch=batch)
         raise
+    finally:
+        client.close()
+
+
+def recent_batches(source: Source, limit: int = 20) -> list[BatchRecord]:
+    """The source's newest batches for the "Add batch" picker; raises ProviderError or KeyUnreadable.
+
+    Only TwelveLabs can list batches; NomadicML has no listing endpoint, so its list is empty.
+    """
+    if source.provider != Provider.TWELVELABS:
+        return []
+    client = make_client(source)
+    try:
+        return client.list_batches(page_limit=limit, max_pages=1)
     finally:
         client.close()
 
@@ -84,6 +103,35 @@ def _open(
         report = client.get_status(batch_id)
         return report.record, client.iter_results(batch_id, report.videos)
     return client.get_batch(batch_id), client.iter_results(batch_id)
+
+
+def _spooled(stream: Iterator[ItemRecord | Malformed]) -> Iterator[ItemRecord | Malformed]:
+    """Read the whole provider stream into a temporary file, then replay it.
+
+    The sync's write transaction then lasts as long as the database work, not as long
+    as the download: on SQLite a reviewer's decision would otherwise wait for a slow
+    provider. Memory stays flat (one record at a time); a stream that breaks raises
+    here, before anything is written.
+    """
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _replay, or below on failure)
+    try:
+        for record in stream:
+            pickle.dump(record, spool, protocol=pickle.HIGHEST_PROTOCOL)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return _replay(spool)
+
+
+def _replay(spool) -> Iterator[ItemRecord | Malformed]:
+    # Only our own records, written just above by this process, are unpickled.
+    with spool:
+        while True:
+            try:
+                yield pickle.load(spool)
+            except EOFError:
+                return
 
 
 def _record_unreachable(run: SyncRun, exc: ProviderError, batch: Batch | None) -> SyncRun:

@@ -39,6 +39,8 @@ class BatchStatus(models.TextChoices):
 
 TERMINAL_BATCH_STATUSES = {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED, BatchStatus.EXPIRED}
 
+UNFINISHED_ITEM_STATUSES = {"queued", "pending", "processing"}
+
 DEFAULT_BASE_URLS = {
     Provider.TWELVELABS: "https://api.twelvelabs.io/v1.3",
     Provider.NOMADICML: "https://api-prod.nomadicml.com",
@@ -239,6 +241,15 @@ class Item(models.Model):
     @property
     def display_name(self) -> str:
         return self.video_name or self.custom_id or self.provider_item_id
+
+    @property
+    def has_finished(self) -> bool:
+        """Whether the provider is done with this item (TwelveLabs' queued/pending/processing are not)."""
+        return self.status not in UNFINISHED_ITEM_STATUSES
+
+    @property
+    def has_results(self) -> bool:
+        return self.status in ("ready", "completed")
 
 
 class Event(models.Model):

@@ -9,6 +9,7 @@ urlpatterns = [
     path("batches/<int:pk>/", views.batch_detail, name="batch_detail"),
     re_path(r"^batches/(?P<pk>[0-9]+)/export\.(?P<file_format>csv|json)$", views.batch_export, name="batch_export"),
     path("batches/add/", views.batch_add, name="batch_add"),
+    path("batches/add/recent", views.batch_recent, name="batch_recent"),
     path("batches/<int:pk>/sync", views.batch_sync, name="batch_sync"),
     path("batches/<int:pk>/status", views.batch_status, name="batch_status"),
     path("import/", views.import_results, name="import_results"),

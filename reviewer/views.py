@@ -21,9 +21,11 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from reviewer import exporters, filters, importers
+from reviewer import exporters, fetch, filters, importers
+from reviewer.crypto import KeyUnreadable
 from reviewer.models import Approval, Batch, Provider, Source, SyncOutcome, SyncState
 from reviewer.providers import nomadicml, twelvelabs
+from reviewer.providers.http import ProviderError
 
 REVIEWER_GROUP = "reviewer"
 
@@ -141,6 +143,25 @@ def batch_add(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_GET
+@reviewer_required
+def batch_recent(request: HttpRequest) -> HttpResponse:
+    """The source's newest batches, loaded into the Add batch page (a provider call, so on demand)."""
+    source_id = request.GET.get("source", "")
+    source = Source.objects.filter(pk=source_id).first() if source_id.isdigit() else None
+    context = {"source": source, "records": [], "error": ""}
+    if source is None:
+        context["error"] = "Choose a source."
+    else:
+        try:
+            context["records"] = fetch.recent_batches(source)
+        except (ProviderError, KeyUnreadable) as exc:
+            context["error"] = str(exc)
+        known = set(source.batches.values_list("provider_batch_id", flat=True))
+        context["known"] = known
+    return render(request, "reviewer/_recent_batches.html", context)
+
+
 @require_POST
 @reviewer_required
 def batch_sync(request: HttpRequest, pk: int) -> HttpResponse:
@@ -173,7 +194,6 @@ def batch_status(request: HttpRequest, pk: int) -> HttpResponse:
         )
         if due:
             _enqueue_sync(batch)
-            batch.refresh_from_db()
     return _status_fragment(request, batch)
 
 
@@ -192,6 +212,7 @@ def _enqueue_sync(batch: Batch) -> None:
 
     Batch.objects.filter(pk=batch.pk).update(sync_state=SyncState.QUEUED)
     sync_batch_task.enqueue(batch.source_id, batch.provider_batch_id)
+    batch.refresh_from_db()  # "Queued", or already the outcome when the task ran inline
 
 
 def _counts(queryset, field: str) -> dict[str, int]:

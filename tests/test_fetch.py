@@ -417,3 +417,33 @@ def test_it_does_not_call_a_batch_added_but_never_synced_gone(twelvelabs):
     batch.refresh_from_db()
     assert run.outcome == SyncOutcome.FAILED
     assert (batch.gone_upstream, batch.sync_state, batch.last_error) == (False, SyncState.FAILED, run.error)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_download_happens_before_the_write_transaction_opens(twelvelabs_fake, monkeypatch):
+    """A slow provider must not hold the database's write lock: reviewers keep deciding meanwhile."""
+    from django.db import connection
+
+    from reviewer.models import Source
+
+    source = Source(name="tl", provider="twelvelabs", base_url=twelvelabs_fake.base_url)
+    source.set_api_key(TL_KEY)
+    source.save()
+    twelvelabs_fake.add_batch(tl.TIMED_BATCH, tl.timed_lines())
+    in_transaction_while_reading: list[bool] = []
+    real_open = fetch._open
+
+    def watched_open(client, batch_id):
+        record, stream = real_open(client, batch_id)
+
+        def watched():
+            for item in stream:
+                in_transaction_while_reading.append(connection.in_atomic_block)
+                yield item
+
+        return record, watched()
+
+    monkeypatch.setattr(fetch, "_open", watched_open)
+    run = fetch.fetch_batch(source, tl.TIMED_BATCH)
+    assert run.outcome == SyncOutcome.SUCCEEDED and run.items_created == 7
+    assert in_transaction_while_reading == [False] * 7
