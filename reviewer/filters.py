@@ -155,6 +155,10 @@ class BatchFilter:
                 params[name] = str(value)
         return params.urlencode()
 
+    def params(self) -> list[tuple[str, str]]:
+        """The filter as (name, value) pairs, e.g. for the hidden fields of a form acting on it."""
+        return [(name, value) for name, values in QueryDict(self.query_string()).lists() for value in values]
+
     def describe(self) -> str:
         """A short slug of the active filters, for export file names."""
         parts = [*self.approval, *self.status, *self.severity, *self.category]

@@ -88,6 +88,16 @@ class SyncState(models.TextChoices):
     FAILED = "failed", "Last sync failed"
 
 
+class BatchQuerySet(models.QuerySet):
+    def with_last_decision(self) -> BatchQuerySet:
+        """Annotate who made the latest review decision and when (``last_decided_by``/``_at``)."""
+        latest = Decision.objects.filter(batch=models.OuterRef("pk")).order_by("-created_at", "-id")
+        return self.annotate(
+            last_decided_at=models.Subquery(latest.values("created_at")[:1]),
+            last_decided_by=models.Subquery(latest.values("user__username")[:1]),
+        )
+
+
 class Batch(models.Model):
     source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.PROTECT, related_name="batches")
     provider = models.CharField(max_length=16, choices=Provider.choices)
@@ -121,6 +131,8 @@ class Batch(models.Model):
     sync_state = models.CharField(max_length=16, choices=SyncState.choices, default=SyncState.IDLE)
     last_error = models.TextField(blank=True)
     gone_upstream = models.BooleanField(default=False)
+
+    objects = BatchQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -196,10 +208,15 @@ class Batch(models.Model):
         item_rows = self.items.values("status").annotate(n=models.Count("id")).order_by()
         self.item_counts = {row["status"]: row["n"] for row in item_rows}
         self.item_total = sum(self.item_counts.values())
+        self.save(update_fields=["item_counts", "item_total"])
+        self.refresh_approval_counts()
+
+    def refresh_approval_counts(self) -> None:
+        """Recompute the per-approval counters (after a review action or a sync)."""
         event_rows = self.events.values("approval").annotate(n=models.Count("id")).order_by()
         self.approval_counts = {row["approval"]: row["n"] for row in event_rows}
         self.event_total = sum(self.approval_counts.values())
-        self.save(update_fields=["item_counts", "item_total", "approval_counts", "event_total"])
+        self.save(update_fields=["approval_counts", "event_total"])
 
 
 class Item(models.Model):
@@ -280,6 +297,9 @@ class Event(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every human change: a form carries the revision it showed, so a
+    # decision made on a stale view is caught instead of silently overriding another's.
+    revision = models.PositiveIntegerField(default=0)
     content_hash = models.CharField(max_length=64)
 
     class Meta:
@@ -312,18 +332,27 @@ class Event(models.Model):
 
 
 class Decision(models.Model):
-    """Append-only audit row: one per change of an event's approval."""
+    """Append-only audit row: one per change of an event's approval (an undo adds rows too)."""
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="decisions")
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="decisions")  # the activity log
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     from_approval = models.CharField(max_length=16, choices=Approval.choices)
     to_approval = models.CharField(max_length=16, choices=Approval.choices)
+    # Who had decided the event before this change (None: the provider's value), so an
+    # undo restores the event exactly as it was.
+    previous_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    previous_decided_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True)
-    group = models.UUIDField(db_index=True)  # one bulk action = one group, undone as one
+    group = models.UUIDField(db_index=True)  # one action (single or bulk) = one group, undone as one
+    undoes = models.UUIDField(null=True, blank=True, db_index=True)  # set on the rows of an undo
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["batch", "user", "-created_at"], name="decision_batch_user_recent")]
 
     def __str__(self) -> str:
         return f"{self.from_approval} → {self.to_approval}"

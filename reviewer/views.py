@@ -14,16 +14,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, Max, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from reviewer import exporters, fetch, filters, importers
+from reviewer import exporters, fetch, filters, importers, review
 from reviewer.crypto import KeyUnreadable
-from reviewer.models import Approval, Batch, Provider, Source, SyncOutcome, SyncState
+from reviewer.models import Approval, Batch, Decision, Event, Item, Provider, Source, SyncOutcome, SyncState
 from reviewer.providers import nomadicml, twelvelabs
 from reviewer.providers.http import ProviderError
 
@@ -56,14 +58,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def batch_list(request: HttpRequest) -> HttpResponse:
-    batches = Batch.objects.select_related("source").order_by("-created_at", "-id")
+    batches = Batch.objects.select_related("source").with_last_decision().order_by("-created_at", "-id")
     page = Paginator(batches, 50).get_page(request.GET.get("page"))
     return render(request, "reviewer/batch_list.html", {"page": page})
 
 
 @require_GET
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    batch = get_object_or_404(Batch.objects.select_related("source"), pk=pk)
+    batch = get_object_or_404(Batch.objects.select_related("source").with_last_decision(), pk=pk)
     batch_filter, form = filters.parse(request.GET, batch)
     context = {"batch": batch, "form": form, "filter": batch_filter, "approvals": Approval.choices}
     if batch_filter is None:
@@ -178,7 +180,7 @@ def batch_sync(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def batch_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled status panel; while a batch is unfinished and watched, it also re-syncs it."""
-    batch = get_object_or_404(Batch.objects.select_related("source"), pk=pk)
+    batch = get_object_or_404(Batch.objects.select_related("source").with_last_decision(), pk=pk)
     if (
         batch.source_id
         and not batch.is_terminal
@@ -213,6 +215,258 @@ def _enqueue_sync(batch: Batch) -> None:
     Batch.objects.filter(pk=batch.pk).update(sync_state=SyncState.QUEUED)
     sync_batch_task.enqueue(batch.source_id, batch.provider_batch_id)
     batch.refresh_from_db()  # "Queued", or already the outcome when the task ran inline
+
+
+# --- Review: decisions on one event, on many, undo, history ---
+
+
+@require_POST
+@reviewer_required
+def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set one event's approval. htmx gets the event back (row or focus card); a plain form is redirected."""
+    event = get_object_or_404(Event.objects.select_related("batch"), pk=pk)
+    batch = event.batch
+    revision = request.POST.get("revision", "")
+    try:
+        applied = review.decide(
+            event,
+            request.POST.get("decision", ""),
+            request.user,
+            note=request.POST.get("note", "").strip()[:2000],
+            revision=int(revision) if revision.isdigit() else None,
+        )
+        outcome, notice = ("applied" if applied.changed else "unchanged"), ""
+    except review.StaleEvent as exc:
+        outcome, notice = "stale", str(exc)
+    except review.ReviewError as exc:
+        return _refuse(request, batch, str(exc))
+    if not request.htmx:
+        if notice:
+            messages.warning(request, notice)
+        return redirect(_back(request, batch, anchor=f"event-{event.pk}"))
+    batch = Batch.objects.with_last_decision().get(pk=batch.pk)
+    if request.POST.get("view") == "focus":
+        target = event if outcome == "stale" else _next_event(batch, request.POST, after=event, pending_only=True)
+        response = _focus_response(request, batch, target, notice=notice)
+    else:
+        event = _event_for_row(event.pk)
+        context = {"batch": batch, "event": event, "notice": notice, "can_review": True, "oob": True}
+        context.update(_chip_context(batch, request.POST))
+        response = render(request, "reviewer/batch_detail.html#decision_response", context)
+    response["X-Review-Outcome"] = outcome
+    return response
+
+
+@require_POST
+@reviewer_required
+def batch_decisions(request: HttpRequest, pk: int) -> HttpResponse:
+    """Decide many events: the selected ones (``event``) or all matching the filter (``all_matching=1``)."""
+    batch = get_object_or_404(Batch, pk=pk)
+    decision = request.POST.get("decision", "")
+    expected = request.POST.get("expected_count", "")
+    if request.POST.get("all_matching") == "1":
+        batch_filter, form = filters.parse(request.POST, batch)
+        if batch_filter is None:
+            return _refuse(request, batch, form.error_message())
+        events = batch_filter.events()
+    else:
+        ids = [value for value in request.POST.getlist("event") if value.isdigit()]
+        if not ids:
+            return _refuse(request, batch, "Select at least one event first (x, or the checkboxes).")
+        events = Event.objects.filter(pk__in=ids)
+        expected = expected or str(len(set(ids)))  # every selected event must still be in this batch
+    try:
+        applied = review.decide_many(
+            batch,
+            events,
+            decision,
+            request.user,
+            note=request.POST.get("note", "").strip()[:2000],
+            expected_count=int(expected) if expected.isdigit() else None,
+        )
+    except review.ReviewError as exc:
+        return _refuse(request, batch, str(exc))
+    label = Approval(decision).label.lower()
+    text = f"{applied.changed:,} event{'s' if applied.changed != 1 else ''} set to {label}"
+    if applied.unchanged:
+        text += f" ({applied.unchanged:,} already were)"
+    return _done(request, batch, text + "." + (" Press u to undo." if applied.changed else ""))
+
+
+@require_POST
+@reviewer_required
+def batch_undo(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(Batch, pk=pk)
+    applied = review.undo_last(batch, request.user)
+    if applied is None:
+        return _done(request, batch, "Nothing to undo: you have no decision on this batch that is not undone.")
+    text = f"Undone: {applied.changed:,} event{'s' if applied.changed != 1 else ''} restored"
+    if applied.skipped:
+        text += f"; {applied.skipped:,} left as they are (someone changed them since)"
+    return _done(request, batch, text + ".")
+
+
+@require_GET
+@reviewer_required
+def bulk_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    """The confirmation of "decide all N events matching this filter", stating N."""
+    batch = get_object_or_404(Batch, pk=pk)
+    decision = request.GET.get("decision", "")
+    batch_filter, form = filters.parse(request.GET, batch)
+    if batch_filter is None or decision not in Approval.values:
+        error = form.error_message() if batch_filter is None else f"Unknown decision {decision!r}."
+        return _refuse(request, batch, error)
+    count = batch_filter.events().count()
+    context = {
+        "batch": batch, "filter": batch_filter, "filter_params": batch_filter.params(),
+        "decision": Approval(decision), "count": count,
+    }  # fmt: skip
+    template = "reviewer/bulk_confirm.html" + ("#dialog" if request.htmx else "")
+    return render(request, template, context)
+
+
+@require_GET
+def event_history(request: HttpRequest, pk: int) -> HttpResponse:
+    event = get_object_or_404(Event, pk=pk)
+    decisions = event.decisions.select_related("user").order_by("-created_at", "-id")[:200]
+    return render(request, "reviewer/_history.html", {"event": event, "decisions": decisions})
+
+
+@require_GET
+def batch_activity(request: HttpRequest, pk: int) -> HttpResponse:
+    """The batch's review actions, newest first: one line per action (a bulk action is one line)."""
+    batch = get_object_or_404(Batch, pk=pk)
+    groups = (
+        Decision.objects.filter(batch=batch)
+        .values("group", "user__username", "undoes", "note")
+        .annotate(count=Count("id"), at=Max("created_at"), to_approval=Max("to_approval"))
+        .order_by("-at")
+    )
+    page = Paginator(groups, 50).get_page(request.GET.get("page"))
+    return render(request, "reviewer/activity.html", {"batch": batch, "page": page})
+
+
+@require_GET
+def review_mode(request: HttpRequest, pk: int) -> HttpResponse:
+    """One event at a time, large, pending first; j/k move, a/r/i/p decide and go to the next pending."""
+    batch = get_object_or_404(Batch, pk=pk)
+    batch_filter, form = filters.parse(request.GET, batch)
+    if batch_filter is None:
+        return _refuse(request, batch, form.error_message())
+    event = None
+    event_id = request.GET.get("event", "")
+    if event_id.isdigit():
+        event = batch_filter.events().filter(pk=event_id).first()
+        step = request.GET.get("step")
+        if event is not None and step in ("next", "prev"):
+            event = _next_event(batch, request.GET, after=event, backwards=step == "prev") or event
+    if event is None:
+        event = _next_event(batch, request.GET, after=None, pending_only=True) or _next_event(
+            batch, request.GET, after=None
+        )
+    if request.htmx:
+        return _focus_response(request, batch, event)
+    return render(request, "reviewer/review.html", _focus_context(request, batch, batch_filter, event))
+
+
+def _focus_response(request: HttpRequest, batch: Batch, event: Event | None, notice: str = "") -> HttpResponse:
+    data = request.POST if request.method == "POST" else request.GET
+    batch_filter, _ = filters.parse(data, batch)
+    context = _focus_context(request, batch, batch_filter, event, notice)
+    response = render(request, "reviewer/review.html#card", context)
+    if event is not None:
+        response["HX-Push-Url"] = (
+            f"{reverse('review_mode', args=[batch.pk])}?{batch_filter.query_string(event=event.pk)}"
+        )
+    return response
+
+
+def _focus_context(request, batch, batch_filter, event, notice: str = "") -> dict:
+    events = batch_filter.events()
+    preload = _next_event(batch, request.GET, after=event, pending_only=True) if event else None
+    return {
+        "batch": batch, "filter": batch_filter, "event": _event_for_row(event.pk) if event else None,
+        "preload": preload, "notice": notice, "can_review": can_review(request.user),
+        "pending_count": events.filter(approval=Approval.PENDING).count(), "total_count": events.count(),
+    }  # fmt: skip
+
+
+def _next_event(batch: Batch, data, *, after: Event | None, pending_only=False, backwards=False) -> Event | None:
+    """The event after (or before) ``after`` in the filter's order, wrapping around; None when none is left."""
+    batch_filter, _ = filters.parse(data, batch)
+    if batch_filter is None:
+        return None
+    events = batch_filter.events().select_related("item")
+    if pending_only:
+        events = events.filter(approval=Approval.PENDING)
+    order = ["item__position", "item_id", "position", "pk"]
+    if backwards:
+        order = [f"-{name}" for name in order]
+    events = events.order_by(*order)
+    if after is None:
+        return events.first()
+    item = after.item if hasattr(after, "item") else Item.objects.get(pk=after.item_id)
+    key = (item.position, after.item_id, after.position, after.pk)
+    beyond = _beyond(key, backwards)
+    return events.filter(beyond).exclude(pk=after.pk).first() or events.exclude(pk=after.pk).first()
+
+
+def _beyond(key: tuple, backwards: bool) -> Q:
+    """Rows strictly after ``key`` in (item position, item, event position, pk) order (before, if backwards)."""
+    names = ["item__position", "item_id", "position", "pk"]
+    op = "lt" if backwards else "gt"
+    condition = Q()
+    for index, name in enumerate(names):
+        equal = {names[i]: key[i] for i in range(index)}
+        condition |= Q(**equal, **{f"{name}__{op}": key[index]})
+    return condition
+
+
+def _event_for_row(pk: int) -> Event:
+    return Event.objects.select_related("decided_by", "item").get(pk=pk)
+
+
+def _chip_context(batch: Batch, data) -> dict:
+    """The approval chips' counts under the filter the page shows (sent out of band)."""
+    batch_filter, form = filters.parse(data, batch)
+    if batch_filter is None:
+        return {}
+    return {
+        "filter": batch_filter, "form": form, "approvals": Approval.choices,
+        "approval_chip_counts": _counts(batch_filter.without("approval").events(), "approval"),
+        "status_chip_counts": _counts(batch_filter.without("status").item_queryset(), "status"),
+    }  # fmt: skip
+
+
+def _done(request: HttpRequest, batch: Batch, text: str) -> HttpResponse:
+    """After a bulk action or an undo: htmx gets a notice and reloads the results; a form is redirected."""
+    if not request.htmx:
+        messages.success(request, text)
+        return redirect(_back(request, batch))
+    batch = Batch.objects.with_last_decision().get(pk=batch.pk)
+    response = render(request, "reviewer/batch_detail.html#action_notice", {"batch": batch, "text": text})
+    response["HX-Trigger"] = "decisions-changed"
+    return response
+
+
+def _refuse(request: HttpRequest, batch: Batch, text: str) -> HttpResponse:
+    """A review action that cannot be applied: 400 with the reason; nothing was changed."""
+    if not request.htmx:
+        messages.error(request, text)
+        return redirect(_back(request, batch))
+    response = render(request, "reviewer/batch_detail.html#action_notice", {"batch": batch, "text": text, "bad": True})
+    response.status_code = 400
+    return response
+
+
+def _back(request: HttpRequest, batch: Batch, anchor: str = "") -> str:
+    """Where a plain form returns to: the page it came from (same site only), else the batch page."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = batch.get_absolute_url()
+    return f"{target}#{anchor}" if anchor else target
 
 
 def _counts(queryset, field: str) -> dict[str, int]:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from django.utils import timezone
 
-from reviewer import fetch
+from reviewer import fetch, review
 from reviewer.models import Batch, Decision, Event, Item, Source, SyncOutcome, SyncRun, SyncState, SyncTrigger
 from reviewer.providers import http
 from tests.conftest import NM_KEY, TL_KEY
@@ -59,12 +57,8 @@ def snapshot(source: Source) -> dict:
 
 
 def decide(event: Event, user, approval: str) -> None:
-    """What a reviewer's click does: the effective approval, who and when, an audit row."""
-    Decision.objects.create(event=event, user=user, from_approval=event.approval, to_approval=approval,
-                            group=uuid.uuid4())  # fmt: skip
-    event.approval, event.decided_at, event.decided_by = approval, timezone.now(), user
-    event.save()
-    event.batch.refresh_counts()
+    """What a reviewer's click does (the review module): approval, who and when, an audit row."""
+    review.decide(event, approval, user)
 
 
 def change_upstream(up: Upstream) -> None:

@@ -7,9 +7,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
-from reviewer.models import Batch, Decision, Event, Item
+from reviewer import review
+from reviewer.models import Batch, Event, Item
 from tests.conftest import NM_KEY, TL_KEY
 from tests.fakes import nomadicml as nm
 from tests.fakes import twelvelabs as tl
@@ -69,10 +69,8 @@ def test_it_caches_what_the_provider_serves_and_changes_nothing_the_second_time(
     assert [(i.provider_item_id, i.status, i.events.count()) for i in items] == served
 
     event = Event.objects.order_by("id").first()
-    decided_at = timezone.now()
-    Decision.objects.create(event=event, user=staff, from_approval=event.approval, to_approval="invalid",
-                            group="00000000-0000-0000-0000-000000000001")  # fmt: skip
-    Event.objects.filter(pk=event.pk).update(approval="invalid", decided_at=decided_at, decided_by=staff)
+    review.decide(event, "invalid", staff)
+    decided_at = Event.objects.get(pk=event.pk).decided_at
 
     out, _ = command("fetch_batch", source, batch_id, "--json")
     run = json.loads(out)

@@ -1,0 +1,121 @@
+// Keyboard-first review on the batch page and in review mode.
+// j/k or arrows move, a/r/i/p decide, x selects, u undoes, ? shows the keys.
+// Every action is an ordinary form (htmx posts it with the CSRF header), so this file
+// only finds the right form and submits it; without JavaScript the forms still work.
+(function () {
+  "use strict";
+
+  const DECISION_KEYS = { a: "approved", r: "rejected", i: "invalid", p: "pending" };
+  let focusedId = null; // data-event of the focused row, kept across result reloads
+  let advanceAfter = null; // the row whose decision is in flight: move on when it lands
+
+  const rows = () => Array.from(document.querySelectorAll("#results tr.event"));
+  const card = () => document.querySelector(".review-card");
+  const focusedRow = () => (focusedId ? document.getElementById("event-" + focusedId) : null);
+
+  function focusRow(row) {
+    document.querySelectorAll("tr.event.is-focused").forEach((el) => el.classList.remove("is-focused"));
+    if (!row) return;
+    focusedId = row.dataset.event;
+    row.classList.add("is-focused");
+    row.focus({ preventScroll: true });
+    row.scrollIntoView({ block: "nearest" });
+  }
+
+  function move(step) {
+    const list = rows();
+    if (!list.length) return;
+    const index = list.indexOf(focusedRow());
+    const next = index === -1 ? (step > 0 ? 0 : list.length - 1) : Math.min(Math.max(index + step, 0), list.length - 1);
+    focusRow(list[next]);
+  }
+
+  function decide(value) {
+    const scope = card() || focusedRow();
+    const button = scope && scope.querySelector("button.dec-" + value);
+    if (!button) return;
+    if (!card()) advanceAfter = scope.dataset.event;
+    button.form.requestSubmit(button);
+  }
+
+  function toggleSelected() {
+    const box = focusedRow() && focusedRow().querySelector("input.select");
+    if (!box) return;
+    box.checked = !box.checked;
+    updateSelection();
+  }
+
+  function updateSelection() {
+    const count = document.querySelectorAll("#results input.select:checked").length;
+    document.querySelectorAll("[data-selected-count]").forEach((el) => (el.textContent = count));
+    document.querySelectorAll("[data-needs-selection]").forEach((el) => (el.disabled = count === 0));
+  }
+
+  function submitForm(id) {
+    const form = document.getElementById(id);
+    if (form) form.requestSubmit();
+  }
+
+  function openDialog(id) {
+    const dialog = document.getElementById(id);
+    if (dialog && !dialog.open) dialog.showModal();
+  }
+
+  function isTyping(target) {
+    return target.closest("input, textarea, select, [contenteditable]") && !target.matches("input[type=checkbox]");
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
+    if (document.querySelector("dialog[open]") && event.key !== "?") return; // the dialog has the keyboard
+    const key = event.key;
+    let handled = true;
+    if (DECISION_KEYS[key.toLowerCase()] && !event.shiftKey) decide(DECISION_KEYS[key.toLowerCase()]);
+    else if (card() && (key === "j" || key === "ArrowRight" || key === "ArrowDown")) card().querySelector("[data-key=j]")?.click();
+    else if (card() && (key === "k" || key === "ArrowLeft" || key === "ArrowUp")) card().querySelector("[data-key=k]")?.click();
+    else if (key === "j" || key === "ArrowDown") move(1);
+    else if (key === "k" || key === "ArrowUp") move(-1);
+    else if (key === "x") toggleSelected();
+    else if (key === "u") submitForm("undo-form");
+    else if (key === "?") openDialog("keys-help");
+    else handled = false;
+    if (handled) event.preventDefault();
+  });
+
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("input.select")) updateSelection();
+  });
+
+  document.addEventListener("click", (event) => {
+    const row = event.target.closest("tr.event");
+    if (row && !event.target.closest("a, button, input, summary")) focusRow(row);
+    const closer = event.target.closest("[data-close-dialog]");
+    if (closer) closer.closest("dialog").close();
+    const opener = event.target.closest("[data-open-dialog]");
+    if (opener) openDialog(opener.dataset.openDialog);
+  });
+
+  // After htmx swaps: keep (or advance) the focus, refresh the selection, open dialogs.
+  document.addEventListener("htmx:afterSettle", (event) => {
+    const target = event.detail.target;
+    if (target && target.id === "dialog-body") openDialog("dialog");
+    if (advanceAfter) {
+      const outcome = event.detail.xhr && event.detail.xhr.getResponseHeader("X-Review-Outcome");
+      const row = document.getElementById("event-" + advanceAfter);
+      advanceAfter = null;
+      if (row) {
+        focusRow(row);
+        if (outcome === "applied" || outcome === "unchanged") move(1);
+      }
+    } else if (focusedId && focusedRow() && !focusedRow().classList.contains("is-focused")) {
+      focusRow(focusedRow()); // the results reloaded: the same event keeps the focus
+    }
+    updateSelection();
+  });
+
+  // A confirmed bulk action closes its dialog once the server answered.
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const dialog = event.detail.elt.closest && event.detail.elt.closest("dialog");
+    if (dialog && event.detail.successful) dialog.close();
+  });
+})();
