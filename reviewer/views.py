@@ -456,6 +456,7 @@ def _refuse(request: HttpRequest, batch: Batch, text: str) -> HttpResponse:
         return redirect(_back(request, batch))
     response = render(request, "reviewer/batch_detail.html#action_notice", {"batch": batch, "text": text, "bad": True})
     response.status_code = 400
+    response["HX-Retarget"], response["HX-Reswap"] = "#toast", "outerHTML"  # not into the row that asked
     return response
 
 

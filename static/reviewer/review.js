@@ -35,7 +35,7 @@
     const button = scope && scope.querySelector("button.dec-" + value);
     if (!button) return;
     if (!card()) advanceAfter = scope.dataset.event;
-    button.form.requestSubmit(button);
+    button.click(); // a click, so htmx sends the button's name=value like a mouse click would
   }
 
   function toggleSelected() {
@@ -95,22 +95,50 @@
     if (opener) openDialog(opener.dataset.openDialog);
   });
 
-  // After htmx swaps: keep (or advance) the focus, refresh the selection, open dialogs.
-  document.addEventListener("htmx:afterSettle", (event) => {
-    const target = event.detail.target;
-    if (target && target.id === "dialog-body") openDialog("dialog");
-    if (advanceAfter) {
-      const outcome = event.detail.xhr && event.detail.xhr.getResponseHeader("X-Review-Outcome");
-      const row = document.getElementById("event-" + advanceAfter);
+  // The outcome header is read before the swap: the form that asked is gone afterwards.
+  let lastOutcome = null;
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    lastOutcome = event.detail.xhr && event.detail.xhr.getResponseHeader("X-Review-Outcome");
+  });
+
+  // New content (htmx:load fires on each swapped-in element): keep or advance the focus,
+  // refresh the selection count, open a dialog whose body just arrived.
+  document.addEventListener("htmx:load", (event) => {
+    const elt = event.detail.elt;
+    if (!(elt instanceof Element)) return;
+    if (elt.closest("#dialog-body")) openDialog("dialog");
+    if (elt.id === "toast" && elt.textContent.trim()) hideLater(elt);
+    if (advanceAfter && elt.id === "event-" + advanceAfter) {
       advanceAfter = null;
-      if (row) {
-        focusRow(row);
-        if (outcome === "applied" || outcome === "unchanged") move(1);
-      }
-    } else if (focusedId && focusedRow() && !focusedRow().classList.contains("is-focused")) {
+      focusRow(elt);
+      if (lastOutcome === "applied" || lastOutcome === "unchanged") move(1);
+    } else if (!advanceAfter && focusedId && elt.querySelector && elt.querySelector("#event-" + focusedId)) {
       focusRow(focusedRow()); // the results reloaded: the same event keeps the focus
     }
     updateSelection();
+  });
+
+  // A failure the page cannot show by itself (a server error, no network): say so, keep the focus.
+  function showToast(text) {
+    const toast = document.getElementById("toast");
+    if (!toast) return;
+    toast.textContent = text;
+    toast.classList.add("toast-bad");
+    hideLater(toast);
+  }
+  let hideTimer = null;
+  function hideLater(toast) {
+    clearTimeout(hideTimer);
+    hideTimer = setTimeout(() => { toast.textContent = ""; toast.classList.remove("toast-bad"); }, 7000);
+  }
+  document.addEventListener("htmx:responseError", (event) => {
+    advanceAfter = null;
+    const status = event.detail.xhr.status;
+    showToast(status === 403 ? "Your account may view and export, not decide." : `The server answered ${status}: nothing was saved. Try again.`);
+  });
+  document.addEventListener("htmx:sendError", () => {
+    advanceAfter = null;
+    showToast("The server could not be reached: nothing was saved. Try again.");
   });
 
   // A confirmed bulk action closes its dialog once the server answered.
