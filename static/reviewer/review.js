@@ -90,7 +90,10 @@
     const row = event.target.closest("tr.event");
     if (row && !event.target.closest("a, button, input, summary")) focusRow(row);
     const closer = event.target.closest("[data-close-dialog]");
-    if (closer) closer.closest("dialog").close();
+    if (closer && closer.closest("dialog")) {
+      event.preventDefault(); // a Cancel link is for pages without JavaScript
+      closer.closest("dialog").close();
+    }
     const opener = event.target.closest("[data-open-dialog]");
     if (opener) openDialog(opener.dataset.openDialog);
   });
