@@ -50,6 +50,13 @@ class ItemAdmin(admin.ModelAdmin):
     search_fields = ["provider_item_id", "custom_id", "video_name"]
     raw_id_fields = ["batch"]
 
+    # The cached copy of the provider's data: a sync or an import rewrites it.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
@@ -57,6 +64,13 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = ["approval", "severity"]
     search_fields = ["label", "category"]
     raw_id_fields = ["item", "batch", "decided_by"]
+
+    # Approvals change through the review pages only, so each change has its Decision row.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Decision)

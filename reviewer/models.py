@@ -179,25 +179,19 @@ class Batch(models.Model):
 
     @property
     def review_progress(self) -> list[dict]:
-        """Segments of the review progress bar, in display order, with percentages."""
+        """Segments of the review progress bar in display order: percentages and where each starts."""
         total = self.event_total or 1
-        return [
-            {
-                "approval": value,
-                "label": label,
-                "count": self.approval_counts.get(value, 0),
-                "percent": round(100 * self.approval_counts.get(value, 0) / total, 2),
-            }
-            for value, label in Approval.choices
-            if value != Approval.PENDING
-        ] + [
-            {
-                "approval": Approval.PENDING,
-                "label": "Pending",
-                "count": self.pending_total,
-                "percent": round(100 * self.pending_total / total, 2),
-            }
-        ]
+        order = [value for value in Approval.values if value != Approval.PENDING] + [Approval.PENDING]
+        segments, offset = [], 0.0
+        for value in order:
+            count = self.approval_counts.get(value, 0)
+            percent = round(100 * count / total, 2)
+            segments.append(
+                {"approval": value, "label": Approval(value).label, "count": count, "percent": percent,
+                 "offset": round(offset, 2)}
+            )  # fmt: skip
+            offset += percent
+        return segments
 
     @property
     def is_reviewed(self) -> bool:

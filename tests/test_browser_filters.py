@@ -25,7 +25,7 @@ def test_the_csv_export_has_exactly_the_events_the_page_shows(logged_in_page, li
     page.wait_for_url("**approval=rejected**")
     page.click("label.chip-status:has-text('completed')")
     page.wait_for_url("**status=completed**")
-    page.wait_for_function("document.querySelectorAll('#results tr.event').length > 0")
+    page.locator("#results tr.event").first.wait_for()
 
     # Every shown event (all on one page at this size), read off the screen.
     assert "Page 1 of" not in page.inner_text("#results")

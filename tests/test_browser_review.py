@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from reviewer import demo
 from reviewer.models import Batch, Decision, Event
@@ -34,7 +35,7 @@ def test_ten_keyboard_decisions_one_undo_and_everything_agrees(logged_in_page, l
         event_id = focused_event(page)
         page.keyboard.press(key)
         page.locator(f"#event-{event_id}[data-approval={APPROVAL_OF_KEY[key]}]").wait_for()
-        page.wait_for_function(f"document.querySelector('tr.event.is-focused').dataset.event !== '{event_id}'")
+        expect(page.locator("tr.event.is-focused")).not_to_have_attribute("data-event", str(event_id))
         decided.append((event_id, APPROVAL_OF_KEY[key]))
     assert len({event_id for event_id, _ in decided}) == 10  # each decision moved on to the next event
 
@@ -113,9 +114,9 @@ def test_review_mode_decides_one_event_at_a_time_with_the_keyboard(logged_in_pag
     page.click("text=Review one by one")
     first = int(page.locator("#card").get_attribute("data-event"))
     page.keyboard.press("r")
-    page.wait_for_function(f"document.querySelector('#card').dataset.event !== '{first}'")
+    expect(page.locator("#card")).not_to_have_attribute("data-event", str(first))
     assert Event.objects.get(pk=first).approval == "rejected"
     second = int(page.locator("#card").get_attribute("data-event"))
     assert f"event={second}" in page.url  # the address follows, so a reload stays here
     page.keyboard.press("j")
-    page.wait_for_function(f"document.querySelector('#card').dataset.event !== '{second}'")
+    expect(page.locator("#card")).not_to_have_attribute("data-event", str(second))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from reviewer import fetch
 from reviewer.models import Batch
@@ -40,10 +41,7 @@ def test_a_processing_batch_turns_completed_on_screen(logged_in_page, live_serve
 
     twelvelabs_fake.add_batch(tl.TIMED_BATCH, [tl_line(tl_id(1), segments=INCIDENT, custom_id="cam-1"),
                                                tl_line(tl_id(2), segments={})])  # fmt: skip
-    page.wait_for_function(
-        "document.querySelector('#batch-status .page-head > .badge').textContent.trim() === 'Completed'",
-        timeout=15_000,
-    )
+    expect(page.locator("#batch-status .page-head > .badge").first).to_have_text("Completed", timeout=15_000)
     # The results list reloads itself when the sync lands.
     page.locator("#results >> text=cyclist cut-in").wait_for(timeout=10_000)
     assert page.evaluate("window.notReloaded") is True
