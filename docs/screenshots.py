@@ -53,7 +53,14 @@ def shoot(base: str) -> None:
         page.screenshot(path=out / "batch-list.png")
         page.click("text=rr-2025-09-19-jaywalk")
         page.wait_for_selector("article.item")
+        page.keyboard.press("j")
+        page.keyboard.press("a")  # one decision with the keyboard, so the page shows a decided event
+        page.locator("tr.event.is-focused").nth(0).wait_for()
+        page.wait_for_timeout(500)
         page.screenshot(path=out / "batch-page.png")
+        page.click("text=Review one by one")
+        page.wait_for_selector("#card")
+        page.screenshot(path=out / "review-mode.png")
         browser.close()
 
 
