@@ -243,6 +243,8 @@ def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         if notice:
             messages.warning(request, notice)
+        elif applied.changed:
+            messages.success(request, f"“{event}” set to {Approval(request.POST['decision']).label.lower()}.")
         return redirect(_back(request, batch, anchor=f"event-{event.pk}"))
     batch = Batch.objects.with_last_decision().get(pk=batch.pk)
     if request.POST.get("view") == "focus":
