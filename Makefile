@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DEBUG ?= 1
 
-.PHONY: run test lint format bench install install-dev clean
+.PHONY: run test test-pg load lint format bench install install-dev clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,17 @@ run: install
 test: install-dev
 	$(PY) -m pytest
 
+## The whole suite again on PostgreSQL (.ci/run starts a throwaway cluster for it):
+## DATABASE_URL=postgres://user:password@host:port/db make test-pg — the role needs CREATEDB.
+test-pg: install-dev
+	@case "$$DATABASE_URL" in postgres://*|postgresql://*) ;; \
+	  *) echo "make test-pg: set DATABASE_URL=postgres://user:password@host:port/db (README, Testing)" >&2; exit 2;; esac
+	$(PY) -m pytest
+
+## Load test: the dashboard under gunicorn, 20 clients for 30 s (bench/load.py --help; LOAD_ARGS="--seconds 10").
+load: install
+	$(PY) bench/load.py $(LOAD_ARGS)
+
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -43,8 +54,16 @@ format: install-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install-dev
-	$(PY) bench/run.py
+## Benchmarks (bench/README.md). The NomadicML SDK (the "peer" rows) goes into its own
+## directory, not site-packages: its wheel ships a top-level `tests` package.
+$(VENV)/.installed-bench: $(VENV)/.installed-dev requirements-bench.txt bench/requirements-peer.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	rm -rf $(VENV)/bench-peer
+	$(PY) -m pip install --quiet --no-deps --target $(VENV)/bench-peer -r bench/requirements-peer.txt
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	BENCH_PEER_PATH=$(VENV)/bench-peer $(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from django import forms
-from django.db.models import Case, Exists, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.http import QueryDict
 
 from reviewer.models import Approval, Batch, Event, Item
@@ -123,22 +123,24 @@ class BatchFilter:
         return replace(self, **{name: []})
 
     def _ordered(self, items: QuerySet[Item]) -> QuerySet[Item]:
+        # NULLs (no confidence, no event) go last explicitly: SQLite and PostgreSQL
+        # otherwise put them at opposite ends.
         if self.sort == "video":
             return items.order_by("video_name", "custom_id", "provider_item_id")
         if self.sort == "confidence":
             best = Max("events__confidence", filter=_prefixed(self.event_q(), "events__"))
-            return items.annotate(best_confidence=best).order_by("-best_confidence", "position")
+            return items.annotate(best_confidence=best).order_by(F("best_confidence").desc(nulls_last=True), "position")
         if self.sort == "severity":
             best = Max(_severity_rank("events__severity"), filter=_prefixed(self.event_q(), "events__"))
-            return items.annotate(best_severity=best).order_by("-best_severity", "position")
+            return items.annotate(best_severity=best).order_by(F("best_severity").desc(nulls_last=True), "position")
         return items.order_by("position", "id")
 
     def _event_order(self) -> list:
         if self.sort == "confidence":
-            return ["-confidence", "position"]
+            return [F("confidence").desc(nulls_last=True), "position"]
         if self.sort == "severity":
             return [_severity_rank("severity").desc(), "position"]
-        return ["start_seconds", "position"] if self.sort == "time" else ["position"]
+        return [F("start_seconds").asc(nulls_last=True), "position"] if self.sort == "time" else ["position"]
 
     def query_string(self, **overrides: object) -> str:
         """The URL query of this filter with some values replaced (e.g. ``page=2``)."""

@@ -1,11 +1,12 @@
 """Review decisions: one event, many events, and undo, each audited as one group of Decision rows.
 
-Every action is one transaction that locks the events it changes (``select_for_update``
-on PostgreSQL; on SQLite the IMMEDIATE transactions already serialize writers), reads
-each event's current value inside it, then writes the events, one Decision row per
-change and the batch's approval counters. So two reviewers deciding the same event
-both get a history row with the right "from", an undo restores exactly what was there,
-and a sync (which locks the events it rewrites) never sees half an action.
+Every action is one transaction that locks its batch row, then the events it changes
+(``select_for_update`` on PostgreSQL; on SQLite the IMMEDIATE transactions already
+serialize writers), reads each event's current value inside it, then writes the events,
+one Decision row per change and the batch's approval counters. So two reviewers
+deciding the same event both get a history row with the right "from", an undo restores
+exactly what was there, and a sync (which locks the batch, then the events it rewrites)
+never sees half an action.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def decide(event: Event, decision: str, user, *, note: str = "", revision: int |
     """Set one event's approval. ``revision`` is the one the user saw: a mismatch raises StaleEvent."""
     _check_decision(decision)
     with transaction.atomic():
+        _lock_batch(event.batch_id)
         locked = Event.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=event.pk)
         if revision is not None and locked.revision != revision:
             raise StaleEvent(locked)
@@ -83,6 +85,7 @@ def decide_many(
     """
     _check_decision(decision)
     with transaction.atomic():
+        _lock_batch(batch.pk)
         rows = (
             events.filter(batch=batch)
             .select_for_update(of=("self",))
@@ -105,6 +108,7 @@ def undo_last(batch: Batch, user) -> Applied | None:
     someone else changed since is left as it is and counted in ``skipped``.
     """
     with transaction.atomic():
+        _lock_batch(batch.pk)
         undone = Decision.objects.filter(batch=batch, undoes__isnull=False).values("undoes")
         group = (
             Decision.objects.filter(batch=batch, user=user, undoes__isnull=True)
@@ -143,6 +147,17 @@ def undo_last(batch: Batch, user) -> Applied | None:
                 )
         Batch.objects.get(pk=batch.pk).refresh_approval_counts()
         return Applied(undo_group if restored else None, changed=len(restored), skipped=len(rows) - len(restored))
+
+
+def _lock_batch(batch_id: int) -> None:
+    """Lock the batch row before any of its events: the order a sync takes them in.
+
+    A sync writes the batch row first, then locks the events it rewrites; an action ends
+    by rewriting the batch's counters. Taking the event locks first deadlocked with a sync
+    on PostgreSQL, and two actions at once each stored counters missing the other's
+    change. (A no-op on SQLite, whose IMMEDIATE transaction already holds the write lock.)
+    """
+    list(Batch.objects.select_for_update().filter(pk=batch_id).values_list("pk", flat=True))
 
 
 def _apply(batch_id: int, current: list[_Current], decision: str, user, note: str) -> Applied:

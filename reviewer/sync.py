@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, fields, is_dataclass, replace
 
 from django.db import transaction
 from django.utils import timezone
@@ -63,13 +63,14 @@ def write_records(
     run back.
     """
     run = SyncRun(trigger=trigger, file_name=file_name[:255])
+    batch_record = _without_nul(batch_record)
     try:
         with transaction.atomic():
             batch = _upsert_batch(source, batch_record)
             writer = _ChunkWriter(batch, run)
             for record in records:
                 if isinstance(record, Malformed):
-                    run.malformed_lines.append({"line": record.line, "error": record.error})
+                    run.malformed_lines.append({"line": record.line, "error": _without_nul(record.error)})
                 else:
                     writer.add(record)
             writer.flush()
@@ -92,6 +93,7 @@ def record_failure(run: SyncRun, error: str, *, batch: Batch | None = None) -> S
         "events_created", "events_updated", "events_unchanged", "events_removed",
     ):  # fmt: skip
         setattr(run, counter, 0)
+    error = _without_nul(error)  # a garbage provider body can carry NULs
     run.pk = None
     run.batch = batch
     run.outcome = SyncOutcome.FAILED
@@ -117,6 +119,36 @@ def event_keys(events: list[EventRecord]) -> Iterator[str]:
         count = seen[base]
         seen[base] += 1
         yield base if count == 0 else f"{base}-{count}"
+
+
+def _without_nul(value):
+    """``value`` with every NUL character replaced by U+FFFD (rebuilt only when it has one).
+
+    PostgreSQL's text and jsonb columns refuse NUL, which SQLite stores: one NUL in a
+    provider's label or error body failed the whole sync there. Replaced the same way
+    on every database, so both hold the same data.
+    """
+    if not _has_nul(value):
+        return value
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_without_nul(item) for item in value)
+    return replace(value, **{f.name: _without_nul(getattr(value, f.name)) for f in fields(value)})
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return any(_has_nul(getattr(value, f.name)) for f in fields(value))
+    return False
 
 
 def _find_batch(source: Source | None, record: BatchRecord) -> Batch | None:
@@ -167,7 +199,7 @@ class _ChunkWriter:
         self.position = 0
 
     def add(self, record: ItemRecord) -> None:
-        self.buffer.append((self.position, record))
+        self.buffer.append((self.position, _without_nul(record)))
         self.position += 1
         if len(self.buffer) >= CHUNK_SIZE:
             self.flush()

@@ -35,6 +35,26 @@ def viewer_client(client, viewer):
     return client
 
 
+@pytest.fixture(autouse=True)
+def worker_keeps_the_test_connection(monkeypatch):
+    """Let ``manage.py db_worker`` run inside a test's transaction, on every database.
+
+    The worker calls ``close_old_connections()``, which closes a connection whose
+    autocommit is off: the test's own, wrapped in a transaction. In-memory SQLite
+    ignores the close; a file or PostgreSQL does not, and the test would lose its data.
+    Django's test client skips that call for the same reason; so does the worker here,
+    while a test transaction is open (a transaction=True test keeps the real behaviour).
+    """
+    from django.db import close_old_connections, connection
+    from django_tasks_db.management.commands import db_worker
+
+    def close_unless_in_test_transaction(**kwargs):
+        if not connection.in_atomic_block:
+            close_old_connections(**kwargs)
+
+    monkeypatch.setattr(db_worker, "close_old_connections", close_unless_in_test_transaction)
+
+
 # --- Browser tests: Playwright driving Debian's Chromium (never a downloaded browser) ---
 
 CHROMIUM = "/usr/bin/chromium"
