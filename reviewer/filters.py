@@ -114,7 +114,7 @@ class BatchFilter:
 
     def items(self) -> QuerySet[Item]:
         """The items shown, ordered by ``sort``, with their shown events in ``shown_events``."""
-        shown = Event.objects.filter(self.event_q()).select_related("decided_by").order_by(*self._event_order())
+        shown = Event.objects.filter(self.event_q()).select_related("decided_by").order_by(*self.event_order())
         items = self._ordered(self.item_queryset())
         return items.prefetch_related(Prefetch("events", queryset=shown, to_attr="shown_events"))
 
@@ -135,7 +135,8 @@ class BatchFilter:
             return items.annotate(best_severity=best).order_by(F("best_severity").desc(nulls_last=True), "position")
         return items.order_by("position", "id")
 
-    def _event_order(self) -> list:
+    def event_order(self) -> list:
+        """The order of an item's events on the page (and in the exports)."""
         if self.sort == "confidence":
             return [F("confidence").desc(nulls_last=True), "position"]
         if self.sort == "severity":

@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, fields, is_dataclass, replace
+from dataclasses import fields, is_dataclass, replace
 
 from django.db import transaction
 from django.utils import timezone
@@ -195,11 +195,15 @@ class _ChunkWriter:
     def __init__(self, batch: Batch, run: SyncRun) -> None:
         self.batch = batch
         self.run = run
-        self.buffer: list[tuple[int, ItemRecord]] = []
+        self.buffer: list[tuple[int, ItemRecord, str]] = []  # (position, record, content hash)
         self.position = 0
 
     def add(self, record: ItemRecord) -> None:
-        self.buffer.append((self.position, _without_nul(record)))
+        encoded = record.content_json()
+        if "\\u0000" in encoded:  # JSON always writes a NUL this way: clean only those records
+            record = _without_nul(record)
+            encoded = record.content_json()
+        self.buffer.append((self.position, record, hashlib.sha256(encoded.encode()).hexdigest()))
         self.position += 1
         if len(self.buffer) >= CHUNK_SIZE:
             self.flush()
@@ -212,8 +216,8 @@ class _ChunkWriter:
         if changed:
             self._write_events(changed)
 
-    def _write_items(self, chunk: list[tuple[int, ItemRecord]]) -> list[tuple[Item, ItemRecord, bool]]:
-        ids = [record.provider_item_id for _, record in chunk]
+    def _write_items(self, chunk: list[tuple[int, ItemRecord, str]]) -> list[tuple[Item, ItemRecord, bool]]:
+        ids = [record.provider_item_id for _, record, _ in chunk]
         existing = {
             item.provider_item_id: item
             for item in Item.objects.filter(batch=self.batch, provider_item_id__in=ids).only(
@@ -221,8 +225,7 @@ class _ChunkWriter:
             )
         }
         to_create, to_update, changed = [], [], []
-        for position, record in chunk:
-            digest = record.content_hash()
+        for position, record, digest in chunk:
             item = existing.get(record.provider_item_id)
             if item is not None and item.content_hash == digest and item.position == position:
                 self.run.items_unchanged += 1
@@ -258,7 +261,7 @@ class _ChunkWriter:
         for item, record, _ in changed:
             for position, (key, event_record) in enumerate(zip(event_keys(record.events), record.events, strict=True)):
                 seen.add((item.pk, key))
-                digest = content_hash([asdict(event_record), position])
+                digest = content_hash([vars(event_record), position])
                 event = existing.get((item.pk, key))
                 if event is not None and event.content_hash == digest:
                     self.run.events_unchanged += 1

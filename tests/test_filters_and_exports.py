@@ -258,20 +258,27 @@ def demo_timed() -> Batch:
 
 def test_the_export_is_streamed_in_many_small_chunks(staff_client, batch, monkeypatch):
     monkeypatch.setattr(exporters, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(exporters, "CSV_BUFFER", 1)  # every row is a piece of its own
     calls = []
-    original_items = filters.BatchFilter.items
+    original_items, original_events = filters.BatchFilter.items, filters.BatchFilter.events
 
-    def spy(self):
-        queryset = original_items(self)
-        calls.append(queryset)
-        return queryset
+    def spy(original):
+        def wrapper(self):
+            queryset = original(self)
+            calls.append(queryset)
+            return queryset
 
-    monkeypatch.setattr(filters.BatchFilter, "items", spy)
+        return wrapper
+
+    monkeypatch.setattr(filters.BatchFilter, "items", spy(original_items))
+    monkeypatch.setattr(filters.BatchFilter, "events", spy(original_events))
     response = staff_client.get(f"/batches/{batch.pk}/export.csv")
     assert isinstance(response, StreamingHttpResponse)
     assert calls == []  # nothing is read before the response starts streaming
     chunks = list(response.streaming_content)
     assert len(chunks) == 1 + 6  # the header, then one chunk per event row
+    for sort in ("severity", "confidence"):  # the orders read item by item give the same pieces
+        assert len(list(staff_client.get(f"/batches/{batch.pk}/export.csv?sort={sort}").streaming_content)) == 7
     json_chunks = list(staff_client.get(f"/batches/{batch.pk}/export.json").streaming_content)
     assert len(json_chunks) == 2 + 5 + 1  # metadata, results opener, one per item, closer
 
@@ -294,3 +301,26 @@ def test_the_export_command_explains_bad_input(batch):
 
 def test_an_unknown_export_format_is_a_404(staff_client, batch):
     assert staff_client.get(f"/batches/{batch.pk}/export.xlsx").status_code == 404
+
+
+@pytest.mark.parametrize("sort", ["", "time", "video", "severity", "confidence"])
+@pytest.mark.parametrize("query", ["", "approval=pending", "q=market&status=completed"])
+def test_the_csv_lists_the_events_in_the_pages_order(staff_client, settings, sort, query):
+    """Whatever the sort and the filters, the CSV's rows are the page's events, in the page's order."""
+    from reviewer import demo
+
+    demo.load()
+    batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
+    settings.ITEMS_PER_PAGE = 10_000  # the whole batch on one page
+    url = f"{batch.get_absolute_url()}?{query}&sort={sort}"
+    shown = [
+        (item.provider_item_id, event.t_start, event.label or event.category, event.approval)
+        for item in staff_client.get(url).context["page"].object_list
+        for event in item.shown_events
+    ]
+    export = f"/batches/{batch.pk}/export.csv?{query}&sort={sort}"
+    rows = list(csv.DictReader(io.StringIO(b"".join(staff_client.get(export).streaming_content).decode())))
+    exported = [
+        (r["Video ID"], r["Timestamp"].split("-")[0], r["Label"] or r["Category"], r["Approval Status"]) for r in rows
+    ]
+    assert exported == [(video, start, label, approval) for video, start, label, approval in shown] and shown
