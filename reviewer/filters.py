@@ -171,13 +171,16 @@ class BatchFilter:
 
 
 def facets(batch: Batch) -> dict[str, list[str]]:
-    """The values each multi-select filter can take in this batch (three small queries)."""
+    """The values each multi-select filter can take in this batch (stored on the batch by each sync)."""
     from reviewer.providers import nomadicml, twelvelabs
 
     documented = twelvelabs.ITEM_STATUSES if batch.provider == "twelvelabs" else nomadicml.ITEM_STATUSES
     statuses = list(documented) + sorted(set(batch.item_counts) - set(documented))
-    severities = batch.events.order_by().values_list("severity", flat=True).distinct()
-    categories = batch.events.order_by().values_list("category", flat=True).distinct()
+    if batch.event_facets is not None:
+        severities, categories = batch.event_facets["severity"], batch.event_facets["category"]
+    else:
+        severities = batch.events.order_by().values_list("severity", flat=True).distinct()
+        categories = batch.events.order_by().values_list("category", flat=True).distinct()
     return {
         "status": statuses,
         "severity": sorted((s for s in severities if s), key=lambda s: (-SEVERITY_RANK.get(s.lower(), 0), s)),

@@ -124,6 +124,10 @@ class Batch(models.Model):
     approval_counts = models.JSONField(default=dict, blank=True)
     item_total = models.PositiveIntegerField(default=0)
     event_total = models.PositiveIntegerField(default=0)
+    # The distinct severities and categories of the events (the filter chips), kept by
+    # refresh_counts: scanning 100,000 events for them on every page view was slow.
+    # None: not computed yet (a batch from before this field), read live instead.
+    event_facets = models.JSONField(null=True, blank=True)
 
     imported_from = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -202,7 +206,11 @@ class Batch(models.Model):
         item_rows = self.items.values("status").annotate(n=models.Count("id")).order_by()
         self.item_counts = {row["status"]: row["n"] for row in item_rows}
         self.item_total = sum(self.item_counts.values())
-        self.save(update_fields=["item_counts", "item_total"])
+        self.event_facets = {
+            name: sorted(set(self.events.order_by().values_list(name, flat=True).distinct()) - {""})
+            for name in ("severity", "category")
+        }
+        self.save(update_fields=["item_counts", "item_total", "event_facets"])
         self.refresh_approval_counts()
 
     def refresh_approval_counts(self) -> None:

@@ -73,17 +73,18 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
         template = "reviewer/batch_detail.html#results" if request.htmx else "reviewer/batch_detail.html"
         return render(request, template, context, status=400)
 
-    page = Paginator(batch_filter.items(), settings.ITEMS_PER_PAGE).get_page(batch_filter.page)
-    # Counts per approval under every other filter; their sum over the selected values is
-    # the number of events shown (and exported), so no extra query is needed.
+    # Counts per chip value under every other filter. Their sum over the selected values
+    # is the number of events (items) shown, so neither needs a count query of its own.
     approval_chip_counts = _counts(batch_filter.without("approval").events(), "approval")
+    status_chip_counts = _counts(batch_filter.without("status").item_queryset(), "status")
+    paginator = Paginator(batch_filter.items(), settings.ITEMS_PER_PAGE)
+    paginator.count = _selected_total(status_chip_counts, batch_filter.status)
+    page = paginator.get_page(batch_filter.page)
     context.update(
         page=page,
         approval_chip_counts=approval_chip_counts,
-        shown_event_count=sum(approval_chip_counts.get(value, 0) for value in batch_filter.approval)
-        if batch_filter.approval
-        else sum(approval_chip_counts.values()),
-        status_chip_counts=_counts(batch_filter.without("status").item_queryset(), "status"),
+        shown_event_count=_selected_total(approval_chip_counts, batch_filter.approval),
+        status_chip_counts=status_chip_counts,
         last_run=batch.sync_runs.first(),
         can_review=can_review(request.user),
     )
@@ -470,6 +471,10 @@ def _back(request: HttpRequest, batch: Batch, anchor: str = "") -> str:
     ):
         target = batch.get_absolute_url()
     return f"{target}#{anchor}" if anchor else target
+
+
+def _selected_total(counts: dict[str, int], selected: list[str]) -> int:
+    return sum(counts.get(value, 0) for value in selected) if selected else sum(counts.values())
 
 
 def _counts(queryset, field: str) -> dict[str, int]:
