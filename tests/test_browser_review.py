@@ -120,3 +120,43 @@ def test_review_mode_decides_one_event_at_a_time_with_the_keyboard(logged_in_pag
     assert f"event={second}" in page.url  # the address follows, so a reload stays here
     page.keyboard.press("j")
     expect(page.locator("#card")).not_to_have_attribute("data-event", str(second))
+
+
+def test_a_decision_on_a_stale_page_is_not_applied_and_says_who_changed_it(logged_in_page, live_server, reviewer_user):
+    from reviewer import review
+
+    page = logged_in_page
+    demo.load()
+    batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
+    page.goto(live_server.url + batch.get_absolute_url())
+    page.keyboard.press("j")
+    event = Event.objects.get(pk=focused_event(page))
+    review.decide(event, "invalid", reviewer_user)  # rita, in another tab, after alice's page loaded
+    page.keyboard.press("r")
+    notice = page.locator(f"#event-{event.pk} .stale-notice")
+    notice.wait_for()
+    assert "rita changed this event to invalid" in notice.inner_text()
+    assert Event.objects.get(pk=event.pk).approval == "invalid"
+    assert focused_event(page) == event.pk  # the focus stays, to decide again knowingly
+    page.keyboard.press("r")
+    page.locator(f"#event-{event.pk}[data-approval=rejected]").wait_for()
+
+
+def test_the_decision_buttons_work_without_javascript(browser, live_server, staff):
+    demo.load()
+    batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "pw-alice")
+    page.click("button[type=submit]")
+    page.goto(live_server.url + batch.get_absolute_url() + "?approval=pending")
+    row = page.locator("tr.event").first
+    event_id = int(row.get_attribute("data-event"))
+    row.locator("button.dec-rejected").click()
+    page.wait_for_load_state()
+    assert page.url.endswith(f"?approval=pending#event-{event_id}")  # back on the same filtered view
+    assert "set to rejected" in page.locator(".messages").inner_text()
+    assert Event.objects.get(pk=event_id).approval == "rejected"
+    context.close()

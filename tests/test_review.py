@@ -154,7 +154,7 @@ def test_a_stale_view_is_told_and_nothing_is_applied(client, reviewer_client, ba
     assert "alice changed this event to rejected since you loaded the page" in body
     assert state()["walker 1"] == ("rejected", "alice") and Decision.objects.count() == 1
     # The answer shows the current revision: deciding again overrides, knowingly.
-    assert 'name="revision" value="1"' in body
+    assert """hx-vals='{"revision": "1"}'""" in body
     reviewer_client.post(decide_url(target), {"decision": "approved", "revision": "1"}, headers=HTMX)
     assert state()["walker 1"] == ("approved", "rita")
 
