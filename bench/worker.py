@@ -102,6 +102,32 @@ def fetch_sync(source: str, batch_id: str) -> dict:
             "batch_pk": run.batch_id, **counts}  # fmt: skip
 
 
+# --- Review: a bulk decision, and its undo ------------------------------------------
+
+
+@task
+def bulk_decision(batch_pk: int, query: dict) -> dict:
+    """``review.decide_many`` on every event matching ``query`` (one Decision row each), then ``undo_last``."""
+    _django()
+    from django.contrib.auth.models import User
+    from django.http import QueryDict
+
+    from reviewer import filters, review
+    from reviewer.models import Batch, Decision
+
+    batch = Batch.objects.get(pk=batch_pk)
+    batch_filter, _ = filters.parse(QueryDict(urlencode(query, doseq=True)), batch)
+    user = User.objects.get(username="bench")
+    expected = batch_filter.events().count()
+    with Timer() as timer:
+        applied = review.decide_many(batch, batch_filter.events(), "approved", user, expected_count=expected)
+    rows = Decision.objects.filter(group=applied.group).count()
+    with Timer() as undo_timer:
+        undone = review.undo_last(batch, user)
+    return {"seconds": timer.seconds, "events": applied.changed, "history_rows": rows,
+            "undo_seconds": undo_timer.seconds, "undone": undone.changed}  # fmt: skip
+
+
 # --- The batch page ---------------------------------------------------------------
 
 
