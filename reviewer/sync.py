@@ -151,6 +151,24 @@ def _has_nul(value) -> bool:
     return False
 
 
+def _insert_rows(model, rows: list[dict]) -> None:
+    """Insert ``rows`` (field values by attname; a missing one takes the field's default) with executemany.
+
+    Building a model instance per row for bulk_create was a third of a first sync.
+    """
+    if not rows:
+        return
+    meta, quote = model._meta, connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    defaults = {field.attname: field.get_default() for field in fields}
+    columns = ", ".join(quote(field.column) for field in fields)
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+    values = [[field.get_db_prep_save(row.get(field.attname, defaults[field.attname]), connection) for field in fields]
+              for row in rows]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, values)
+
+
 def _update_rows(model, objects: list, field_names: list[str]) -> None:
     """Write ``field_names`` of every object: one ``UPDATE ... WHERE id = %s`` sent with executemany.
 
@@ -286,10 +304,12 @@ class _ChunkWriter:
                     self.run.events_unchanged += 1
                     continue
                 if event is None:
-                    event = Event(item=item, batch=self.batch, key=key)
-                    to_create.append(event)
-                else:
-                    to_update.append(event)
+                    to_create.append(
+                        {**vars(event_record), "item_id": item.pk, "batch_id": self.batch.pk, "key": key,
+                         "position": position, "content_hash": digest, "approval": event_record.provider_approval}
+                    )  # fmt: skip
+                    continue
+                to_update.append(event)
                 for name in _EVENT_FIELDS:
                     setattr(event, name, getattr(event_record, name))
                 event.position = position
@@ -297,7 +317,7 @@ class _ChunkWriter:
                 event.provider_approval = event_record.provider_approval
                 if event.decided_at is None:
                     event.approval = event_record.provider_approval
-        Event.objects.bulk_create(to_create, batch_size=1000)
+        _insert_rows(Event, to_create)
         _update_rows(Event, to_update, [*_EVENT_FIELDS, "position", "content_hash", "provider_approval", "approval"])
         # Gone upstream: drop them, unless a person decided them (their work is kept).
         gone = [
