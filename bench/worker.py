@@ -131,6 +131,17 @@ def bulk_decision(batch_pk: int, query: dict) -> dict:
 # --- The batch page ---------------------------------------------------------------
 
 
+def _warmed_up_export(batch_pk: int):
+    """A logged-in client and the export URL, after one request read up to its first chunk."""
+    _django()
+    client = _staff_client()
+    url = f"/batches/{batch_pk}/export.csv"
+    warm_up = client.get(url)
+    next(iter(warm_up.streaming_content))
+    warm_up.close()
+    return client, url
+
+
 def _staff_client():
     from django.contrib.auth.models import User
     from django.test import Client
@@ -209,12 +220,7 @@ def export_csv(batch_pk: int, repeats: int) -> dict:
     then ``repeats`` timed runs: the fastest total, first byte and first data row count.
     The memory is the RSS growth over the first timed run.
     """
-    _django()
-    client = _staff_client()
-    url = f"/batches/{batch_pk}/export.csv"
-    warm_up = client.get(url)
-    next(iter(warm_up.streaming_content))
-    warm_up.close()
+    client, url = _warmed_up_export(batch_pk)
     runs = []
     for attempt in range(repeats):
         with PeakRSS() as memory:
@@ -320,12 +326,7 @@ def export_memory(batch_pk: int) -> dict:
     depends on when the cyclic garbage collector runs, which depends on what the
     process did before.
     """
-    _django()
-    client = _staff_client()
-    url = f"/batches/{batch_pk}/export.csv"
-    warm_up = client.get(url)
-    next(iter(warm_up.streaming_content))
-    warm_up.close()
+    client, url = _warmed_up_export(batch_pk)
     gc.collect()
     digest = hashlib.sha256()
     tracemalloc.start()
