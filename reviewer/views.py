@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from reviewer import exporters, fetch, filters, importers, review
 from reviewer.crypto import KeyUnreadable
-from reviewer.models import Approval, Batch, Decision, Event, Item, Provider, Source, SyncOutcome, SyncState
+from reviewer.models import Approval, Batch, Decision, Event, Provider, Source, SyncOutcome, SyncState
 from reviewer.providers import nomadicml, twelvelabs
 from reviewer.providers.http import ProviderError
 
@@ -408,8 +408,7 @@ def _next_event(batch: Batch, data, *, after: Event | None, pending_only=False, 
     events = events.order_by(*order)
     if after is None:
         return events.first()
-    item = after.item if hasattr(after, "item") else Item.objects.get(pk=after.item_id)
-    key = (item.position, after.item_id, after.position, after.pk)
+    key = (after.item.position, after.item_id, after.position, after.pk)
     beyond = _beyond(key, backwards)
     return events.filter(beyond).exclude(pk=after.pk).first() or events.exclude(pk=after.pk).first()
 
