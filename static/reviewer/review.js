@@ -1,7 +1,7 @@
 // Keyboard-first review on the batch page and in review mode.
 // j/k or arrows move, a/r/i/p decide, x selects, u undoes, ? shows the keys.
-// Every action is an ordinary form (htmx posts it with the CSRF header), so this file
-// only finds the right form and submits it; without JavaScript the forms still work.
+// Every action is an ordinary button or form (htmx posts it with the CSRF header), so
+// this file only finds the right one and clicks it; without JavaScript they still work.
 (function () {
   "use strict";
 
