@@ -143,8 +143,10 @@ def undo_last(batch: Batch, user) -> Applied | None:
         for (approval, decided_by_id, decided_at), pks in restores.items():
             for chunk in _chunks(pks):
                 Event.objects.filter(pk__in=chunk).update(
-                    approval=approval, decided_by_id=decided_by_id, decided_at=decided_at, revision=F("revision") + 1
-                )
+                    # Back to "nobody decided": the provider's value now, which a sync may have changed since.
+                    approval=approval if decided_at is not None else F("provider_approval"),
+                    decided_by_id=decided_by_id, decided_at=decided_at, revision=F("revision") + 1,
+                )  # fmt: skip
         Batch.objects.get(pk=batch.pk).refresh_approval_counts()
         return Applied(undo_group if restored else None, changed=len(restored), skipped=len(rows) - len(restored))
 
@@ -200,11 +202,16 @@ def _audit_undo(pks: list[int], group: uuid.UUID, *, user, undo_group: uuid.UUID
     """Append the reverse of ``group``'s rows for the events ``pks`` (one INSERT ... SELECT)."""
     meta, quote = Decision._meta, connection.ops.quote_name
     column = {name: quote(meta.get_field(name).column) for name in _AUDIT_FIELDS + ("undoes",)}
+    # The restored value: the earlier decision's, or (nobody had decided) the provider's current one.
+    restored = (
+        f"CASE WHEN d.{column['previous_decided_at']} IS NULL THEN (SELECT e.provider_approval FROM "
+        f"{quote(Event._meta.db_table)} e WHERE e.id = d.{column['event']}) ELSE d.{column['from_approval']} END"
+    )
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(column.values())}) "
-        f"SELECT {column['event']}, {column['batch']}, %s, {column['to_approval']}, {column['from_approval']}, "
-        f"{column['user']}, {column['created_at']}, 'undo', %s, %s, %s "
-        f"FROM {quote(meta.db_table)} WHERE {column['group']} = %s AND {column['event']} IN ({_placeholders(pks)})"
+        f"SELECT d.{column['event']}, d.{column['batch']}, %s, d.{column['to_approval']}, {restored}, "
+        f"d.{column['user']}, d.{column['created_at']}, 'undo', %s, %s, %s "
+        f"FROM {quote(meta.db_table)} d WHERE d.{column['group']} = %s AND d.{column['event']} IN ({_placeholders(pks)})"
     )
     prep_uuid = meta.get_field("group").get_db_prep_value
     params = [

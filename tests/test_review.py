@@ -380,3 +380,15 @@ def test_review_mode_refuses_an_unknown_filter_clearly(reviewer_client, batch):
     response = reviewer_client.get(reverse("review_mode", args=[batch.pk]), {"status": "nope"}, follow=True)
     assert response.status_code == 200 and response.redirect_chain[-1][0] == batch.get_absolute_url()
     assert "status: Select a valid choice. nope is not one of the available choices." in response.content.decode()
+
+
+def test_undo_after_a_sync_restores_the_providers_current_value(reviewer_client, batch):
+    reviewer_client.post(decide_url(event("walker 1")), {"decision": "approved"}, headers=HTMX)
+    changed = analysis()
+    changed["results"][0]["events"][0]["approval"] = "invalid"  # the provider changed its mind meanwhile
+    assert import_bytes(json.dumps(changed).encode(), "review.json").outcome == "succeeded"
+    assert state()["walker 1"] == ("approved", "rita")  # the sync kept the decision
+    undo(reviewer_client, batch)
+    assert state()["walker 1"] == ("invalid", None)  # not the stale "pending" from before the sync
+    last = Decision.objects.order_by("-pk").first()
+    assert (last.from_approval, last.to_approval, last.undoes is not None) == ("approved", "invalid", True)
