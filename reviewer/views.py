@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -73,18 +73,15 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
         template = "reviewer/batch_detail.html#results" if request.htmx else "reviewer/batch_detail.html"
         return render(request, template, context, status=400)
 
-    # Counts per chip value under every other filter. Their sum over the selected values
-    # is the number of events (items) shown, so neither needs a count query of its own.
-    approval_chip_counts = _counts(batch_filter.without("approval").events(), "approval")
-    status_chip_counts = _counts(batch_filter.without("status").item_queryset(), "status")
+    # The chips' counts summed over the selected values are the numbers of events and
+    # items shown, so neither needs a count query of its own.
+    chip_counts = _chip_counts(batch_filter)
     paginator = Paginator(batch_filter.items(), settings.ITEMS_PER_PAGE)
-    paginator.count = _selected_total(status_chip_counts, batch_filter.status)
-    page = paginator.get_page(batch_filter.page)
+    paginator.count = _selected_total(chip_counts["status_chip_counts"], batch_filter.status)
     context.update(
-        page=page,
-        approval_chip_counts=approval_chip_counts,
-        shown_event_count=_selected_total(approval_chip_counts, batch_filter.approval),
-        status_chip_counts=status_chip_counts,
+        chip_counts,
+        page=paginator.get_page(batch_filter.page),
+        shown_event_count=_selected_total(chip_counts["approval_chip_counts"], batch_filter.approval),
         last_run=batch.sync_runs.first(),
         can_review=can_review(request.user),
     )
@@ -248,13 +245,16 @@ def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"“{event}” set to {Approval(request.POST['decision']).label.lower()}.")
         return redirect(_back(request, batch, anchor=f"event-{event.pk}"))
     batch = Batch.objects.with_last_decision().get(pk=batch.pk)
+    # The filter the page shows travels with the decision (hidden fields, or hx-include).
+    batch_filter, form = filters.parse(request.POST, batch)
     if request.POST.get("view") == "focus":
-        target = event if outcome == "stale" else _next_event(batch, request.POST, after=event, pending_only=True)
-        response = _focus_response(request, batch, target, notice=notice)
+        batch_filter = batch_filter or filters.parse(QueryDict(), batch)[0]  # a mangled filter: the whole batch
+        target = event if outcome == "stale" else _next_event(batch_filter, after=event, pending_only=True)
+        response = _focus_response(request, batch_filter, target, notice=notice)
     else:
-        event = _event_for_row(event.pk)
-        context = {"batch": batch, "event": event, "notice": notice, "can_review": True, "oob": True}
-        context.update(_chip_context(batch, request.POST))
+        context = {"batch": batch, "event": _event_for_row(event.pk), "notice": notice, "can_review": True}
+        if batch_filter is not None:  # the chips follow the page's filter, sent out of band
+            context.update(filter=batch_filter, form=form, approvals=Approval.choices, **_chip_counts(batch_filter))
         response = render(request, "reviewer/batch_detail.html#decision_response", context)
     response["X-Review-Outcome"] = outcome
     return response
@@ -362,64 +362,58 @@ def review_mode(request: HttpRequest, pk: int) -> HttpResponse:
         event = batch_filter.events().filter(pk=event_id).first()
         step = request.GET.get("step")
         if event is not None and step in ("next", "prev"):
-            event = _next_event(batch, request.GET, after=event, backwards=step == "prev") or event
+            event = _next_event(batch_filter, after=event, backwards=step == "prev") or event
     if event is None:
-        event = _next_event(batch, request.GET, after=None, pending_only=True) or _next_event(
-            batch, request.GET, after=None
-        )
+        event = _next_event(batch_filter, after=None, pending_only=True) or _next_event(batch_filter, after=None)
     if request.htmx:
-        return _focus_response(request, batch, event)
-    return render(request, "reviewer/review.html", _focus_context(request, batch, batch_filter, event))
+        return _focus_response(request, batch_filter, event)
+    return render(request, "reviewer/review.html", _focus_context(request, batch_filter, event))
 
 
-def _focus_response(request: HttpRequest, batch: Batch, event: Event | None, notice: str = "") -> HttpResponse:
-    data = request.POST if request.method == "POST" else request.GET
-    batch_filter, _ = filters.parse(data, batch)
-    context = _focus_context(request, batch, batch_filter, event, notice)
-    response = render(request, "reviewer/review.html#card", context)
+def _focus_response(
+    request: HttpRequest, batch_filter: filters.BatchFilter, event: Event | None, notice: str = ""
+) -> HttpResponse:
+    response = render(request, "reviewer/review.html#card", _focus_context(request, batch_filter, event, notice))
     if event is not None:
-        response["HX-Push-Url"] = (
-            f"{reverse('review_mode', args=[batch.pk])}?{batch_filter.query_string(event=event.pk)}"
-        )
+        here = reverse("review_mode", args=[batch_filter.batch.pk])
+        response["HX-Push-Url"] = f"{here}?{batch_filter.query_string(event=event.pk)}"
     return response
 
 
-def _focus_context(request, batch, batch_filter, event, notice: str = "") -> dict:
+def _focus_context(request, batch_filter: filters.BatchFilter, event: Event | None, notice: str = "") -> dict:
     events = batch_filter.events()
-    preload = _next_event(batch, request.GET, after=event, pending_only=True) if event else None
+    preload = _next_event(batch_filter, after=event, pending_only=True) if event else None
     return {
-        "batch": batch, "filter": batch_filter, "event": _event_for_row(event.pk) if event else None,
+        "batch": batch_filter.batch, "filter": batch_filter, "event": _event_for_row(event.pk) if event else None,
         "preload": preload, "notice": notice, "can_review": can_review(request.user),
         "pending_count": events.filter(approval=Approval.PENDING).count(), "total_count": events.count(),
     }  # fmt: skip
 
 
-def _next_event(batch: Batch, data, *, after: Event | None, pending_only=False, backwards=False) -> Event | None:
-    """The event after (or before) ``after`` in the filter's order, wrapping around; None when none is left."""
-    batch_filter, _ = filters.parse(data, batch)
-    if batch_filter is None:
-        return None
-    events = batch_filter.events().select_related("item")
+# Review mode's order of events under a filter: the page's provider order.
+_FOCUS_ORDER = ["item__position", "item_id", "position", "pk"]
+
+
+def _next_event(
+    batch_filter: filters.BatchFilter, *, after: Event | None, pending_only=False, backwards=False
+) -> Event | None:
+    """The event after (or before) ``after`` in _FOCUS_ORDER, wrapping around; None when none is left."""
+    events = batch_filter.events()
     if pending_only:
         events = events.filter(approval=Approval.PENDING)
-    order = ["item__position", "item_id", "position", "pk"]
-    if backwards:
-        order = [f"-{name}" for name in order]
-    events = events.order_by(*order)
+    events = events.order_by(*(f"-{name}" if backwards else name for name in _FOCUS_ORDER))
     if after is None:
         return events.first()
     key = (after.item.position, after.item_id, after.position, after.pk)
-    beyond = _beyond(key, backwards)
-    return events.filter(beyond).exclude(pk=after.pk).first() or events.exclude(pk=after.pk).first()
+    return events.filter(_beyond(key, backwards)).first() or events.exclude(pk=after.pk).first()
 
 
 def _beyond(key: tuple, backwards: bool) -> Q:
-    """Rows strictly after ``key`` in (item position, item, event position, pk) order (before, if backwards)."""
-    names = ["item__position", "item_id", "position", "pk"]
+    """Rows strictly after ``key`` in _FOCUS_ORDER (before, if backwards)."""
     op = "lt" if backwards else "gt"
     condition = Q()
-    for index, name in enumerate(names):
-        equal = {names[i]: key[i] for i in range(index)}
+    for index, name in enumerate(_FOCUS_ORDER):
+        equal = dict(zip(_FOCUS_ORDER[:index], key[:index], strict=True))
         condition |= Q(**equal, **{f"{name}__{op}": key[index]})
     return condition
 
@@ -428,16 +422,12 @@ def _event_for_row(pk: int) -> Event:
     return Event.objects.select_related("decided_by", "item").get(pk=pk)
 
 
-def _chip_context(batch: Batch, data) -> dict:
-    """The approval chips' counts under the filter the page shows (sent out of band)."""
-    batch_filter, form = filters.parse(data, batch)
-    if batch_filter is None:
-        return {}
+def _chip_counts(batch_filter: filters.BatchFilter) -> dict[str, dict[str, int]]:
+    """Counts per chip value, each under every other filter (the batch page's chips)."""
     return {
-        "filter": batch_filter, "form": form, "approvals": Approval.choices,
         "approval_chip_counts": _counts(batch_filter.without("approval").events(), "approval"),
         "status_chip_counts": _counts(batch_filter.without("status").item_queryset(), "status"),
-    }  # fmt: skip
+    }
 
 
 def _done(request: HttpRequest, batch: Batch, text: str) -> HttpResponse:

@@ -392,3 +392,11 @@ def test_undo_after_a_sync_restores_the_providers_current_value(reviewer_client,
     assert state()["walker 1"] == ("invalid", None)  # not the stale "pending" from before the sync
     last = Decision.objects.order_by("-pk").first()
     assert (last.from_approval, last.to_approval, last.undoes is not None) == ("approved", "invalid", True)
+
+
+def test_a_review_mode_decision_with_a_mangled_filter_still_moves_on(reviewer_client, batch):
+    response = reviewer_client.post(
+        decide_url(event("walker 1")), {"decision": "approved", "view": "focus", "approval": "bogus"}, headers=HTMX
+    )
+    assert response.status_code == 200 and "<h2>walker 2</h2>" in response.content.decode()
+    assert state()["walker 1"] == ("approved", "rita")
