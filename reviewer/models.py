@@ -39,7 +39,8 @@ class BatchStatus(models.TextChoices):
 
 TERMINAL_BATCH_STATUSES = {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED, BatchStatus.EXPIRED}
 
-UNFINISHED_ITEM_STATUSES = {"queued", "pending", "processing"}
+# Item statuses after which the provider will not change an item (both providers' words).
+TERMINAL_ITEM_STATUSES = {"ready", "completed", "failed", "canceled", "cancelled"}
 
 DEFAULT_BASE_URLS = {
     Provider.TWELVELABS: "https://api.twelvelabs.io/v1.3",
@@ -264,7 +265,7 @@ class Item(models.Model):
     @property
     def has_finished(self) -> bool:
         """Whether the provider is done with this item (TwelveLabs' queued/pending/processing are not)."""
-        return self.status not in UNFINISHED_ITEM_STATUSES
+        return self.status in TERMINAL_ITEM_STATUSES
 
     @property
     def has_results(self) -> bool:

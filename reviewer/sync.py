@@ -18,14 +18,23 @@ from dataclasses import fields, is_dataclass, replace
 from django.db import connection, transaction
 from django.utils import timezone
 
-from reviewer.models import Batch, BatchStatus, Event, Item, Source, SyncOutcome, SyncRun, SyncState
+from reviewer.models import (
+    TERMINAL_ITEM_STATUSES,
+    Batch,
+    BatchStatus,
+    Event,
+    Item,
+    Source,
+    SyncOutcome,
+    SyncRun,
+    SyncState,
+)
 from reviewer.providers.http import ProviderError
 from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError, content_hash
 
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 500  # items per round of bulk writes: bounds memory whatever the batch size
-TERMINAL_ITEM_STATUSES = {"ready", "completed", "failed", "canceled", "cancelled"}
 
 _BATCH_FIELDS = (
     "provider_status", "mode", "analysis_type", "model_name", "prompt", "category", "metadata",
@@ -63,7 +72,6 @@ def write_records(
     run back.
     """
     run = SyncRun(trigger=trigger, file_name=file_name[:255])
-    batch_record = _without_nul(batch_record)
     try:
         with transaction.atomic():
             batch = _upsert_batch(source, batch_record)
@@ -122,33 +130,22 @@ def event_keys(events: list[EventRecord]) -> Iterator[str]:
 
 
 def _without_nul(value):
-    """``value`` with every NUL character replaced by U+FFFD (rebuilt only when it has one).
+    """``value`` with every NUL character replaced by U+FFFD, in strings, dicts, lists and dataclasses.
 
     PostgreSQL's text and jsonb columns refuse NUL, which SQLite stores: one NUL in a
     provider's label or error body failed the whole sync there. Replaced the same way
-    on every database, so both hold the same data.
+    on every database, so both hold the same data. (Records are only rebuilt when their
+    JSON shows a NUL; see _ChunkWriter.add.)
     """
-    if not _has_nul(value):
-        return value
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
     if isinstance(value, dict):
         return {_without_nul(key): _without_nul(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_without_nul(item) for item in value)
-    return replace(value, **{f.name: _without_nul(getattr(value, f.name)) for f in fields(value)})
-
-
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(item) for item in value)
     if is_dataclass(value) and not isinstance(value, type):
-        return any(_has_nul(getattr(value, f.name)) for f in fields(value))
-    return False
+        return replace(value, **{f.name: _without_nul(getattr(value, f.name)) for f in fields(value)})
+    return value
 
 
 def _insert_rows(model, rows: list[dict]) -> None:
@@ -206,7 +203,7 @@ def _copy_batch_fields(batch: Batch, record: BatchRecord) -> None:
     # Only what the record knows: a CSV re-import must not blank the prompt a JSON
     # import stored earlier.
     for name in _BATCH_FIELDS:
-        value = getattr(record, name)
+        value = _without_nul(getattr(record, name))
         if value not in ("", None, {}):
             setattr(batch, name, value)
     if record.status:

@@ -23,7 +23,6 @@ T = TypeVar("T")
 PROVIDER = "twelvelabs"
 ID_PATTERN = re.compile(r"^[0-9a-fA-F]{24}$")
 ITEM_STATUSES = ("queued", "processing", "ready", "failed", "canceled")
-TERMINAL_ITEM_STATUSES = {"ready", "failed", "canceled"}
 MODE_GENERAL = "general"
 MODE_TIME_BASED = "time_based_metadata"
 
