@@ -95,13 +95,18 @@ def page(browser):
     context.close()
 
 
-@pytest.fixture
-def logged_in_page(page, live_server, staff):
-    page.goto(live_server.url + "/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "pw-alice")
+def log_in(page, live_server, username: str, password: str) -> None:
+    """Log in through the login form, as a person would."""
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(live_server.url + "/")
+
+
+@pytest.fixture
+def logged_in_page(page, live_server, staff):
+    log_in(page, live_server, "alice", "pw-alice")
     return page
 
 

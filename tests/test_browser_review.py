@@ -12,11 +12,20 @@ from playwright.sync_api import expect
 
 from reviewer import demo
 from reviewer.models import Batch, Decision, Event
+from tests.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 KEYS = ["a", "r", "i", "a", "a", "r", "i", "a", "r", "a"]
 APPROVAL_OF_KEY = {"a": "approved", "r": "rejected", "i": "invalid"}
+
+
+def open_demo_batch(page, live_server, query: str = "") -> Batch:
+    """Load the demo data and open the NomadicML ask batch (72 events) in ``page``."""
+    demo.load()
+    batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
+    page.goto(live_server.url + batch.get_absolute_url() + query)
+    return batch
 
 
 def focused_event(page) -> int:
@@ -25,9 +34,7 @@ def focused_event(page) -> int:
 
 def test_ten_keyboard_decisions_one_undo_and_everything_agrees(logged_in_page, live_server):
     page = logged_in_page
-    demo.load()
-    batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
-    page.goto(live_server.url + batch.get_absolute_url())
+    batch = open_demo_batch(page, live_server)
 
     page.keyboard.press("j")  # focus the first event
     decided: list[tuple[int, str]] = []
@@ -69,9 +76,7 @@ def test_ten_keyboard_decisions_one_undo_and_everything_agrees(logged_in_page, l
 
 def test_keys_do_nothing_while_typing_in_the_search_box(logged_in_page, live_server):
     page = logged_in_page
-    demo.load()
-    batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
-    page.goto(live_server.url + batch.get_absolute_url())
+    open_demo_batch(page, live_server)
     page.keyboard.press("j")
     page.click("#q")
     page.keyboard.type("ar")  # "a" and "r" are letters of a search here, not decisions
@@ -82,8 +87,7 @@ def test_keys_do_nothing_while_typing_in_the_search_box(logged_in_page, live_ser
 
 def test_the_key_help_opens_with_a_question_mark(logged_in_page, live_server):
     page = logged_in_page
-    demo.load()
-    page.goto(live_server.url + Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH).get_absolute_url())
+    open_demo_batch(page, live_server)
     page.keyboard.press("?")
     assert page.locator("#keys-help").is_visible()
     page.keyboard.press("Escape")
@@ -92,10 +96,8 @@ def test_the_key_help_opens_with_a_question_mark(logged_in_page, live_server):
 
 def test_bulk_approve_all_matching_after_a_confirmation_stating_the_count(logged_in_page, live_server):
     page = logged_in_page
-    demo.load()
-    batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
+    batch = open_demo_batch(page, live_server, "?approval=pending")
     pending = Event.objects.filter(batch=batch, approval="pending").count()
-    page.goto(live_server.url + batch.get_absolute_url() + "?approval=pending")
     page.click("text=Approve all…")
     dialog = page.locator("#dialog")
     dialog.locator(f"text=Set {pending} events to approved?").wait_for()
@@ -108,9 +110,7 @@ def test_bulk_approve_all_matching_after_a_confirmation_stating_the_count(logged
 
 def test_review_mode_decides_one_event_at_a_time_with_the_keyboard(logged_in_page, live_server):
     page = logged_in_page
-    demo.load()
-    batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
-    page.goto(live_server.url + batch.get_absolute_url())
+    open_demo_batch(page, live_server)
     page.click("text=Review one by one")
     first = int(page.locator("#card").get_attribute("data-event"))
     page.keyboard.press("r")
@@ -126,9 +126,7 @@ def test_a_decision_on_a_stale_page_is_not_applied_and_says_who_changed_it(logge
     from reviewer import review
 
     page = logged_in_page
-    demo.load()
-    batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
-    page.goto(live_server.url + batch.get_absolute_url())
+    open_demo_batch(page, live_server)
     page.keyboard.press("j")
     event = Event.objects.get(pk=focused_event(page))
     review.decide(event, "invalid", reviewer_user)  # rita, in another tab, after alice's page loaded
@@ -143,15 +141,10 @@ def test_a_decision_on_a_stale_page_is_not_applied_and_says_who_changed_it(logge
 
 
 def test_the_decision_buttons_work_without_javascript(browser, live_server, staff):
-    demo.load()
-    batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "pw-alice")
-    page.click("button[type=submit]")
-    page.goto(live_server.url + batch.get_absolute_url() + "?approval=pending")
+    log_in(page, live_server, "alice", "pw-alice")
+    open_demo_batch(page, live_server, "?approval=pending")
     row = page.locator("tr.event").first
     event_id = int(row.get_attribute("data-event"))
     row.locator("button.dec-rejected").click()
