@@ -194,7 +194,7 @@ def parse_lines(lines: Iterable[bytes | str]) -> Iterator[ItemRecord | Malformed
 
 @dataclass
 class TaskInfo:
-    """What the item detail page needs from ``GET /analyze/tasks/{task_id}``."""
+    """What ``GET /analyze/tasks/{task_id}`` says of one task (its asset id leads to the thumbnail)."""
 
     task_id: str
     status: str
