@@ -275,7 +275,7 @@ def _floor_rows(batch_pk: int, sink) -> tuple[int, float]:
     """Write the batch's CSV to ``sink`` with one raw query; returns (rows, seconds to the first row)."""
     from django.db import connection
 
-    from reviewer.importers import CSV_COLUMNS
+    from reviewer.csv_columns import HEADER as CSV_COLUMNS
 
     started = time.perf_counter()
     writer = csv.writer(sink)

@@ -76,6 +76,13 @@ def twelvelabs_timed() -> tuple[dict, list[dict]]:
             label, severity = rng.choice(_INCIDENTS)
             segment = {"start_time": round(start, 1), "end_time": round(start + rng.uniform(2, 9), 1),
                        "metadata": {"label": label, "severity": severity}}  # fmt: skip
+            if n % 3 == 0:  # user-defined fields of every JSON type, as a custom schema gives them
+                segment["metadata"].update({
+                    "importance": 1 + (n + len(segments)) % 5, "contains_speech": n % 2 == 0,
+                    "key_objects": ["car", "pedestrian"] if "pi" in label else ["car"],
+                    "moments": [{"start_time": round(start + 0.5, 1), "end_time": round(start + 1.5, 1),
+                                 "kind": "brake lights"}],
+                })  # fmt: skip
             if n == 7:  # the batch asked for string timestamps on this one
                 segment["start_time"] = f"00:{int(start) // 60:02d}:{int(start) % 60:02d}"
                 segment["end_time"] = f"00:{int(start + 5) // 60:02d}:{int(start + 5) % 60:02d}.500"
@@ -116,6 +123,16 @@ def twelvelabs_general() -> tuple[dict, list[dict]]:
         {"task_id": "68f4ddaf8aaa60d33df0e705", "custom_id": "summary-006", "status": "ready",
          "data": {"generation_id": "gen_xyz791", "data": texts[2], "finish_reason": "stop",
                   "usage": {"output_tokens": 88, "input_tokens": 45}}},
+        # A response_format answer: JSON that stays text in a general batch, never segments.
+        {"task_id": "68f4ddaf8aaa60d33df0e708", "custom_id": "summary-009", "status": "ready",
+         "data": {"generation_id": "gen_xyz792", "finish_reason": "stop", "usage": {"output_tokens": 60},
+                  "data": json.dumps({"title": "Loading dock", "keywords": ["forklift", "lane"],
+                                      "highlights": [{"start_time": 3.0, "end_time": 9.5, "note": "near miss"}]})}},
+        # A partial result: the error beside a ready answer is a warning, not a failure.
+        {"task_id": "68f4ddaf8aaa60d33df0e709", "custom_id": "summary-010", "status": "ready",
+         "error": {"message": "partial result: the last 40 s could not be analysed; returned results may be incomplete"},
+         "data": {"generation_id": "gen_xyz793", "data": texts[0], "finish_reason": "stop",
+                  "usage": {"output_tokens": 71}}},
         {"task_id": "68f4ddaf8aaa60d33df0e706", "custom_id": "summary-007", "status": "queued"},
     ]  # fmt: skip
     batch = {"batch_id": TL_GENERAL_BATCH, "analysis_mode": "general", "model_name": "pegasus1.5",
@@ -227,8 +244,11 @@ def load() -> list[SyncRun]:
     runs = []
     for make_batch in (twelvelabs_timed, twelvelabs_general):
         batch_wire, lines = make_batch()
-        records = (_with_thumbnail(index, twelvelabs.parse_result(line)) for index, line in enumerate(lines))
-        runs.append(sync.write_records(twelvelabs.parse_batch(batch_wire), records, trigger=SyncTrigger.DEMO))
+        batch_record = twelvelabs.parse_batch(batch_wire)
+        records = (
+            _with_thumbnail(index, twelvelabs.parse_result(line, batch_record.mode)) for index, line in enumerate(lines)
+        )
+        runs.append(sync.write_records(batch_record, records, trigger=SyncTrigger.DEMO))
     for make_analysis in (nomadic_ask, nomadic_agent):
         analysis = make_analysis()
         records = (nomadicml.parse_result(result) for result in analysis["results"])

@@ -11,12 +11,12 @@ import csv
 import json
 from collections.abc import Iterator
 
+from reviewer import csv_columns
 from reviewer.filters import BatchFilter
-from reviewer.importers import CSV_COLUMNS
 from reviewer.models import Batch, Event, Item
+from reviewer.providers import events as sdk_events
 
 CHUNK_SIZE = 500  # items per database round trip
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class _Line:
@@ -47,11 +47,14 @@ def csv_rows(batch_filter: BatchFilter) -> Iterator[str]:
     """Yield the CSV text in pieces of about CSV_BUFFER characters: the header, then one row per shown event."""
     writer = csv.writer(_Line())
     batch = batch_filter.batch
-    yield writer.writerow(CSV_COLUMNS)  # at once: the download starts before any row is read
+    batch_values = {"prompt": batch.prompt, "batch_id": batch.provider_batch_id, "viewer_url": batch.viewer_url}
+    yield writer.writerow(csv_columns.HEADER)  # at once: the download starts before any row is read
     pending: list[str] = []
     size = 0
     for row in _csv_event_rows(batch_filter):
-        line = writer.writerow([_neutralize(value) for value in _csv_values(batch, *row)])
+        values = dict(zip(_CSV_KEYS, row, strict=True))
+        values.update(batch_values)
+        line = writer.writerow(csv_columns.write_row(values))
         pending.append(line)
         size += len(line)
         if size >= CSV_BUFFER:
@@ -86,38 +89,8 @@ def _attribute(event: Event, item: Item, name: str) -> object:
     return getattr(item, name.removeprefix("item__")) if name.startswith("item__") else getattr(event, name)
 
 
-def _csv_values(
-    batch: Batch, t_start, t_end, approval, category, label, ai_analysis, severity, confidence, thumbnail_url,
-    video_name, custom_id, provider_item_id, analysis_id, status, import_source_uri, text,
-) -> list[str]:  # fmt: skip
-    # Columns and values as the NomadicML seed page defines them (PROVIDERS.md, "CSV").
-    timestamp = t_start if t_start == t_end or not t_end else f"{t_start}-{t_end}"
-    return [
-        batch.prompt,
-        video_name or custom_id or provider_item_id,  # Item.display_name
-        approval,
-        timestamp,
-        category,
-        "" if label == category else label,
-        ai_analysis,
-        severity,
-        provider_item_id,
-        analysis_id,
-        batch.provider_batch_id,
-        batch.viewer_url,
-        status,
-        "" if confidence is None else repr(confidence),
-        thumbnail_url,
-        import_source_uri,
-        text,
-    ]
-
-
-def _neutralize(value: str) -> str:
-    """Keep spreadsheets from running a provider's text as a formula (the importer undoes it)."""
-    if value and value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
+# The keys of csv_columns.COLUMNS, in _CSV_FIELDS order.
+_CSV_KEYS = tuple(name.removeprefix("item__") for name in _CSV_FIELDS)
 
 
 # --- JSON ---------------------------------------------------------------------------
@@ -128,7 +101,7 @@ def json_chunks(batch_filter: BatchFilter) -> Iterator[str]:
 
     The shape of NomadicML's ``get_batch_analysis``; it imports back unchanged.
     """
-    yield '{"batch_metadata": ' + json.dumps(batch_metadata(batch_filter.batch), ensure_ascii=False)
+    yield '{"batch_metadata": ' + json.dumps(batch_metadata(batch_filter), ensure_ascii=False)
     yield ', "results": ['
     separator = ""
     for item in _shown_items(batch_filter):
@@ -137,72 +110,32 @@ def json_chunks(batch_filter: BatchFilter) -> Iterator[str]:
     yield "]}\n"
 
 
-def batch_metadata(batch: Batch) -> dict:
+def batch_metadata(batch_filter: BatchFilter) -> dict:
+    batch = batch_filter.batch
     metadata = {
         "batch_id": batch.provider_batch_id,
         "provider": batch.provider,
         "batch_viewer_url": batch.viewer_url,
         "status": batch.provider_status or batch.status,
         "metadata": batch.metadata,
+        **batch.adapter.export_metadata(batch),
     }
-    if batch.provider == "twelvelabs":
-        metadata.update(analysis_mode=batch.mode, model_name=batch.model_name)
-    else:
-        metadata.update(
-            batch_type=batch.mode,
-            analysis_type=batch.analysis_type,
-            review_status=batch.provider_review_status,
-            review_status_updated_at=batch.provider_review_status_updated_at or "N/A",
-        )
-        if batch.mode == "ask" or batch.prompt:
-            metadata.update(prompt=batch.prompt, category=batch.category)
     for name in ("provider_created_at", "expires_at", "completed_at"):
         value = getattr(batch, name)
         if value:
             metadata[name.removeprefix("provider_")] = value.isoformat().replace("+00:00", "Z")
+    if batch_filter.is_active:
+        # A re-import of this file must leave the events the filter left out alone.
+        metadata["export_filter"] = batch_filter.query_string(page=None)
     return metadata
 
 
 def _result(batch: Batch, item: Item) -> dict:
-    events = [_event(event) for event in item.shown_events]
-    if batch.provider == "twelvelabs":
-        # The provider's own fields, as the results stream gave them, plus the events.
-        result = {key: item.raw[key] for key in ("task_id", "custom_id", "status", "data", "error") if key in item.raw}
-        result.setdefault("task_id", item.provider_item_id)
-        result.setdefault("status", item.status)
-    else:
-        result = {
-            "video_id": item.provider_item_id,
-            "analysis_id": item.analysis_id or None,
-            "mode": batch.mode,
-            "status": item.status,
-            "video_name": item.video_name,
-            "import_source_uri": item.import_source_uri,
-            "summary": item.text,
-        }
-        if item.error_message:
-            result["error"] = item.error_message
+    result = batch.adapter.export_result(batch, item)
     if item.thumbnail_url:
         result["thumbnail_url"] = item.thumbnail_url
-    result["events"] = events
+    result["events"] = [sdk_events.to_json(event) for event in item.shown_events]
     return result
-
-
-def _event(event: Event) -> dict:
-    return {
-        "t_start": event.t_start,
-        "t_end": event.t_end,
-        "start_seconds": event.start_seconds,  # exact; the display times are rounded
-        "end_seconds": event.end_seconds,
-        "category": event.category,
-        "label": event.label,
-        "severity": event.severity,
-        "aiAnalysis": event.ai_analysis,
-        "confidence": event.confidence,
-        "approval": event.approval,
-        "annotated_thumbnail_url": event.thumbnail_url,
-        "overlay": event.overlay,
-    }
 
 
 def file_name(batch_filter: BatchFilter, extension: str) -> str:

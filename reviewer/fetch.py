@@ -16,20 +16,16 @@ from collections.abc import Iterator
 
 from reviewer import sync
 from reviewer.crypto import KeyUnreadable
-from reviewer.models import Batch, Provider, Source, SyncRun, SyncState, SyncTrigger
-from reviewer.providers.http import ProviderError
-from reviewer.providers.nomadicml import NomadicMLClient
-from reviewer.providers.twelvelabs import TwelveLabsClient
+from reviewer.models import Batch, Source, SyncRun, SyncState, SyncTrigger
+from reviewer.providers.http import ProviderClient, ProviderError
 from reviewer.records import BatchRecord, ItemRecord, Malformed, RecordError
 
 logger = logging.getLogger(__name__)
 
 
-def make_client(source: Source) -> TwelveLabsClient | NomadicMLClient:
+def make_client(source: Source) -> ProviderClient:
     """Return the client for ``source``; raises crypto.KeyUnreadable when its key cannot be read."""
-    if source.provider == Provider.NOMADICML:
-        return NomadicMLClient(source.base_url, source.get_api_key(), viewer_base=source.viewer_base_url)
-    return TwelveLabsClient(source.base_url, source.get_api_key())
+    return source.adapter.make_client(source.base_url, source.get_api_key(), source.viewer_base_url)
 
 
 def fetch_batch(source: Source, batch_id: str, trigger: str = SyncTrigger.FETCH) -> SyncRun:
@@ -48,10 +44,10 @@ def fetch_batch(source: Source, batch_id: str, trigger: str = SyncTrigger.FETCH)
     try:
         client = make_client(source)
     except KeyUnreadable as exc:
-        return sync.record_failure(run, str(exc), batch=batch)
+        return sync.record_failure(run, str(exc), batch=batch, permanent=True)
     try:
         try:
-            batch_record, stream = _open(client, batch_id)
+            batch_record, stream = source.adapter.open_batch(client, batch_id)
             records = _spooled(stream)
         except ProviderError as exc:
             return _record_unreachable(run, exc, batch)
@@ -70,39 +66,26 @@ def fetch_batch(source: Source, batch_id: str, trigger: str = SyncTrigger.FETCH)
 def recent_batches(source: Source, limit: int = 20) -> list[BatchRecord]:
     """The source's newest batches for the "Add batch" picker; raises ProviderError or KeyUnreadable.
 
-    Only TwelveLabs can list batches; NomadicML has no listing endpoint, so its list is empty.
+    Empty for a provider without a listing endpoint (NomadicML).
     """
-    if source.provider != Provider.TWELVELABS:
+    if not source.adapter.can_list_batches:
         return []
     client = make_client(source)
     try:
-        return client.list_batches(page_limit=limit, max_pages=1)
+        return source.adapter.recent_batches(client, limit)
     finally:
         client.close()
 
 
 def summary(run: SyncRun) -> str:
     """One line saying what a successful run changed (printed by the commands)."""
+    verb = "Imported" if run.trigger == SyncTrigger.IMPORT else "Synced"
     return (
-        f"Synced {run.batch}: items {run.items_created} new, {run.items_updated} updated, "
+        f"{verb} {run.batch}: items {run.items_created} new, {run.items_updated} updated, "
         f"{run.items_unchanged} unchanged; events {run.events_created} new, {run.events_updated} updated, "
         f"{run.events_unchanged} unchanged, {run.events_removed} removed"
         + (f"; {len(run.malformed_lines)} malformed line(s) skipped" if run.malformed_lines else "")
     )
-
-
-def _open(
-    client: TwelveLabsClient | NomadicMLClient, batch_id: str
-) -> tuple[BatchRecord, Iterator[ItemRecord | Malformed]]:
-    """Return the batch record and its lazy record stream; raises ProviderError.
-
-    Every request that can fail before the first result (metadata, the results
-    request) is made here, outside the sync's transaction.
-    """
-    if isinstance(client, NomadicMLClient):
-        report = client.get_status(batch_id)
-        return report.record, client.iter_results(batch_id, report.videos)
-    return client.get_batch(batch_id), client.iter_results(batch_id)
 
 
 def _spooled(stream: Iterator[ItemRecord | Malformed]) -> Iterator[ItemRecord | Malformed]:
@@ -138,7 +121,8 @@ def _record_unreachable(run: SyncRun, exc: ProviderError, batch: Batch | None) -
     # Only a batch that was synced before is "gone": a 404 for one just added is a wrong id.
     gone = exc.status == 404 and batch is not None and batch.last_synced_at is not None
     message = f"{exc.message} The cached copy is kept." if gone else exc.message
-    run = sync.record_failure(run, message, batch=batch)
+    # A refused key or a wrong id will not mend by itself: stop the automatic re-syncs.
+    run = sync.record_failure(run, message, batch=batch, permanent=exc.permanent and not gone)
     if gone:
         batch.gone_upstream = True
         batch.save(update_fields=["gone_upstream"])

@@ -172,9 +172,7 @@ class BatchFilter:
 
 def facets(batch: Batch) -> dict[str, list[str]]:
     """The values each multi-select filter can take in this batch (stored on the batch by each sync)."""
-    from reviewer.providers import nomadicml, twelvelabs
-
-    documented = twelvelabs.ITEM_STATUSES if batch.provider == "twelvelabs" else nomadicml.ITEM_STATUSES
+    documented = batch.adapter.item_statuses
     statuses = list(documented) + sorted(set(batch.item_counts) - set(documented))
     if batch.event_facets is not None:
         severities, categories = batch.event_facets["severity"], batch.event_facets["category"]

@@ -1,7 +1,12 @@
-"""Result files in: TwelveLabs JSONL, NomadicML JSON and NomadicML CSV.
+"""Result files in: TwelveLabs JSONL, batch JSON (NomadicML's and ours) and event CSVs.
 
 One code path for the import page and ``manage.py import_results``. Files are read as
-streams (line by line, or element by element for JSON), never whole into memory.
+streams (line by line, or element by element for JSON); a CSV's rows are grouped by
+video in memory, since the web app's export does not keep them together.
+
+A file goes into the batch it names when one is cached (fetched or imported), so a
+re-import of any of our exports updates that batch: same events, same decisions. A
+file only rewrites what it carries (a CSV has no raw payloads, no exact seconds).
 """
 
 from __future__ import annotations
@@ -13,24 +18,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from reviewer import sync
-from reviewer.models import Provider, SyncRun, SyncTrigger
-from reviewer.providers import nomadicml, twelvelabs, wire
-from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError
-from reviewer.timecodes import parse_seconds
+from reviewer import csv_columns, sync
+from reviewer.models import Batch, Provider, SyncRun, SyncTrigger
+from reviewer.providers import FILE_FORMAT_OWNER, JSONL_OWNER, adapter_for, wire
+from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError, StopRead
+from reviewer.timecodes import format_timestamp, parse_seconds
 
 FORMAT_TWELVELABS_JSONL = "twelvelabs-jsonl"
 FORMAT_BATCH_JSON = "batch-json"
-FORMAT_NOMADICML_CSV = "nomadicml-csv"
+FORMAT_EVENT_CSV = "event-csv"
 
-CSV_COLUMNS = [
-    "Query", "Video", "Approval Status", "Timestamp", "Category", "Label", "AI Analysis",
-    "Severity", "Video ID", "Analysis ID", "Batch ID", "Batch Viewer URL", "Status",
-    "Confidence", "Annotated Thumbnail URL", "Import Source URI", "Summary",
-]  # fmt: skip
-_CSV_REQUIRED = {"Video ID", "Batch ID", "Approval Status", "Timestamp", "Category"}
-_FORMULA_PREFIXES = ("=", "+", "-", "@")
 _SNIFF_BYTES = 64 * 1024
+# What a file import writes over a cached copy; the rest (raw payloads, and for a CSV the
+# exact seconds, errors and tokens) stays as cached. None: everything.
+_JSON_CARRIES = {"item": frozenset(sync.ITEM_FIELDS) - {"raw"}, "event": frozenset(sync.EVENT_FIELDS) - {"raw"}}
+_CSV_CARRIES = {
+    "item": frozenset({"status", "custom_id", "analysis_id", "video_name", "text", "import_source_uri"}),
+    "event": frozenset({"category", "label", "severity", "confidence", "ai_analysis", "t_start", "t_end",
+                        "thumbnail_url", "overlay", "metadata"}),  # fmt: skip
+}
 
 
 def import_file(
@@ -39,32 +45,38 @@ def import_file(
     name: str,
     provider: str | None = None,
     batch_id: str | None = None,
+    mode: str | None = None,
     skip_invalid: bool = False,
 ) -> SyncRun:
     """Import one results file; returns the saved SyncRun (check ``outcome``).
 
     ``binary`` must be seekable (a file on disk or an upload). The format is detected
     from the content; ``provider`` narrows the choice. ``batch_id`` names the batch of a
-    TwelveLabs JSONL file (whose lines carry no batch id); default: the file's stem.
+    file whose rows carry none (TwelveLabs JSONL, the web app's CSV); default: the
+    file's stem. ``mode`` is a TwelveLabs batch's analysis mode, needed for a JSONL file
+    of a batch not cached yet whose answers are JSON.
     """
     run = SyncRun(trigger=SyncTrigger.IMPORT, file_name=name[:255])
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    default_id = batch_id or Path(name).stem
     try:
         file_format = detect_format(text, provider)
         if file_format == FORMAT_TWELVELABS_JSONL:
-            batch_record, records = read_twelvelabs_jsonl(text, batch_id or Path(name).stem)
+            batch_record, records = read_twelvelabs_jsonl(text, default_id, mode)
         elif file_format == FORMAT_BATCH_JSON:
             batch_record, records = read_batch_json(text)
         else:
-            batch_record, records = read_nomadicml_csv(text)
+            batch_record, records = read_event_csv(text, default_id, provider)
         if provider and batch_record.provider != provider:
             raise RecordError(
                 f"This is a {Provider(batch_record.provider).label} file, not {Provider(provider).label}."
             )
+        target = _cached_batch(batch_record.provider, batch_record.provider_batch_id)
         return sync.write_records(
             batch_record,
             _decode_guard(records),
             trigger=SyncTrigger.IMPORT,
+            source=target.source if target else None,
             file_name=name,
             skip_invalid=skip_invalid,
         )
@@ -72,6 +84,15 @@ def import_file(
         return sync.record_failure(run, str(exc))
     finally:
         text.detach()
+
+
+def _cached_batch(provider: str, batch_id: str) -> Batch | None:
+    """The cached batch a file of ``batch_id`` updates: the imported copy, else the only fetched one."""
+    batches = list(Batch.objects.filter(provider=provider, provider_batch_id=batch_id).order_by("-source_id")[:3])
+    imported = [batch for batch in batches if batch.source_id is None]
+    if imported:
+        return imported[0]
+    return batches[0] if len(batches) == 1 else None
 
 
 def _decode_guard(records: Iterator) -> Iterator:
@@ -99,64 +120,52 @@ def detect_format(text: IO[str], provider: str | None = None) -> str:
         except json.JSONDecodeError:
             first = None
         if isinstance(first, dict) and "task_id" in first:
-            found = FORMAT_TWELVELABS_JSONL
-        elif '"batch_metadata"' in head or '"results"' in head:
-            found = FORMAT_BATCH_JSON
-        elif provider == Provider.TWELVELABS:
-            found = FORMAT_TWELVELABS_JSONL  # a first line that is itself malformed
-        else:
-            raise RecordError(
-                "Unrecognized JSON: expected TwelveLabs results (one object per line with "
-                "task_id) or a NomadicML batch analysis (batch_metadata and results)."
-            )
-    else:
-        header = next(csv.reader(io.StringIO(stripped.split("\n", 1)[0])), [])
-        if not _CSV_REQUIRED.issubset(column.strip() for column in header):
-            raise RecordError(
-                "Unrecognized file: expected TwelveLabs JSONL, NomadicML JSON, or a NomadicML "
-                f"CSV export with the columns {', '.join(CSV_COLUMNS)}."
-            )
-        found = FORMAT_NOMADICML_CSV
-    return found
+            return FORMAT_TWELVELABS_JSONL
+        if '"batch_metadata"' in head or '"results"' in head:
+            return FORMAT_BATCH_JSON
+        if provider == JSONL_OWNER.name:
+            return FORMAT_TWELVELABS_JSONL  # a first line that is itself malformed
+        raise RecordError(
+            "Unrecognized JSON: expected TwelveLabs results (one object per line with "
+            "task_id) or a batch analysis (batch_metadata and results)."
+        )
+    header = next(csv.reader(io.StringIO(stripped.split("\n", 1)[0])), [])
+    if not set(csv_columns.REQUIRED).issubset(column.strip() for column in header):
+        raise RecordError(
+            "Unrecognized file: expected TwelveLabs JSONL, a batch analysis JSON, or an event CSV "
+            f"with at least the columns {', '.join(csv_columns.REQUIRED)}."
+        )
+    return FORMAT_EVENT_CSV
 
 
 # --- TwelveLabs JSONL ---------------------------------------------------------------
 
 
-def read_twelvelabs_jsonl(text: IO[str], batch_id: str) -> tuple[BatchRecord, Iterator]:
+def read_twelvelabs_jsonl(text: IO[str], batch_id: str, mode: str | None) -> tuple[BatchRecord, Iterator]:
     """Return the batch record and a lazy stream of its item records.
 
-    The lines carry no batch metadata: the mode is learned while reading (any segment
-    output makes it ``time_based_metadata``) and written at the end of the sync.
+    The lines carry no batch metadata. The analysis mode is ``mode``, else the cached
+    batch's; never guessed from an answer (a general batch's answer can be JSON too).
+    A JSON answer with the mode unknown stops the import with a message asking for it.
     """
     if not batch_id:
         raise RecordError("A batch id is needed for a TwelveLabs results file.")
-    batch_record = BatchRecord(provider=Provider.TWELVELABS, provider_batch_id=batch_id)
-
-    def records() -> Iterator[ItemRecord | Malformed]:
-        for record in twelvelabs.parse_lines(text):
-            if isinstance(record, Malformed):
-                yield record
-                continue
-            batch_record.mode = (
-                twelvelabs.MODE_TIME_BASED
-                if twelvelabs.is_time_based(record) or batch_record.mode == twelvelabs.MODE_TIME_BASED
-                else batch_record.mode or (twelvelabs.MODE_GENERAL if record.status == "ready" else "")
-            )
-            yield record
-
-    return batch_record, records()
+    cached = _cached_batch(JSONL_OWNER.name, batch_id)
+    mode = mode or (cached.mode if cached else "")
+    batch_record = BatchRecord(provider=JSONL_OWNER.name, provider_batch_id=batch_id, mode=mode)
+    return batch_record, JSONL_OWNER.parse_jsonl(text, mode)
 
 
-# --- NomadicML JSON -----------------------------------------------------------------
+# --- Batch JSON (get_batch_analysis shape) -------------------------------------------
 
 
 def read_batch_json(text: IO[str]) -> tuple[BatchRecord, Iterator]:
     """Return the batch record and a lazy stream of item records of a batch JSON file.
 
-    The shape of NomadicML's ``get_batch_analysis`` (which our JSON export also writes,
-    for TwelveLabs batches too, marked ``"provider": "twelvelabs"``). ``batch_metadata``
-    must come before ``results``, as both write it.
+    The shape of NomadicML's ``get_batch_analysis``, which our JSON export also writes
+    for every provider, naming it in ``batch_metadata.provider`` (absent: NomadicML).
+    ``batch_metadata`` must come before ``results``, as both write it. An export made
+    under a filter (``batch_metadata.export_filter``) leaves the events it omits alone.
     """
     members = _JsonObjectStream(text).members(stream_key="results")
     batch_metadata = None
@@ -169,12 +178,16 @@ def read_batch_json(text: IO[str]) -> tuple[BatchRecord, Iterator]:
             break
     if batch_metadata is None:
         raise RecordError("The file has no batch_metadata before its results.")
-    is_twelvelabs = isinstance(batch_metadata, dict) and batch_metadata.get("provider") == Provider.TWELVELABS
-    batch_record = (
-        _twelvelabs_export_metadata(batch_metadata) if is_twelvelabs else nomadicml.parse_batch_metadata(batch_metadata)
-    )
-    parse = _twelvelabs_export_result if is_twelvelabs else nomadicml.parse_result
-    id_name = "task_id" if is_twelvelabs else "video_id"
+    batch_metadata = wire.require_object(batch_metadata, "batch_metadata")
+    try:
+        adapter = adapter_for(batch_metadata.get("provider") or FILE_FORMAT_OWNER.name)
+    except (KeyError, TypeError):
+        raise RecordError(f"Unknown provider {batch_metadata.get('provider')!r} in batch_metadata.") from None
+    batch_record = adapter.read_export_metadata(batch_metadata)
+    batch_record.carried_item_fields = _JSON_CARRIES["item"]
+    batch_record.carried_event_fields = _JSON_CARRIES["event"]
+    batch_record.complete = not batch_metadata.get("export_filter")
+    id_name = f"{adapter.item_word} id"
 
     def records() -> Iterator[ItemRecord | Malformed]:
         seen: dict[str, int] = {}
@@ -183,7 +196,9 @@ def read_batch_json(text: IO[str]) -> tuple[BatchRecord, Iterator]:
             if kind != "element":
                 continue
             try:
-                record = parse(value)
+                record = adapter.read_export_result(value, batch_record)
+            except StopRead:
+                raise
             except RecordError as exc:
                 yield Malformed(line, f"result {index}: {exc}")
                 continue
@@ -197,25 +212,6 @@ def read_batch_json(text: IO[str]) -> tuple[BatchRecord, Iterator]:
             yield record
 
     return batch_record, records()
-
-
-def _twelvelabs_export_metadata(metadata: dict) -> BatchRecord:
-    record = twelvelabs.parse_batch(metadata)
-    record.viewer_url = wire.text(metadata, "batch_viewer_url")
-    record.metadata = wire.mapping(metadata, "metadata")
-    return record
-
-
-def _twelvelabs_export_result(value: object) -> ItemRecord:
-    """A TwelveLabs result of our JSON export: the provider's fields plus reviewed events."""
-    record = twelvelabs.parse_result(value)
-    extra = {key: record.raw.pop(key) for key in ("events", "thumbnail_url") if key in record.raw}
-    record.thumbnail_url = wire.text(extra, "thumbnail_url")
-    if "events" in extra:
-        if not isinstance(extra["events"], list):
-            raise RecordError("'events' must be a list")
-        record.events = [nomadicml.parse_sdk_event(wire.require_object(event, "event")) for event in extra["events"]]
-    return record
 
 
 def _chain(first: list, rest: Iterator) -> Iterator:
@@ -336,113 +332,122 @@ class _JsonObjectStream:
             return value
 
 
-# --- NomadicML CSV ------------------------------------------------------------------
 
 
-def read_nomadicml_csv(text: IO[str]) -> tuple[BatchRecord, Iterator]:
-    """Return the batch record and a lazy stream of item records of a CSV export.
+# --- Event CSV (ours, the SDK's, the NomadicML web app's) ---------------------------
 
-    Rows are events; consecutive rows of one video form one item. The batch comes from
-    the first row's Batch ID, so a CSV without rows cannot be imported.
+
+def read_event_csv(text: IO[str], default_batch_id: str, provider: str | None) -> tuple[BatchRecord, Iterator]:
+    """Return the batch record and the item records of an event-level CSV.
+
+    Rows are events, grouped into items by Video ID (in the order videos first appear;
+    the web app's rows of one video are not adjacent). The batch is the rows' Batch ID,
+    else ``default_batch_id`` (the web app's export has no such column). Its provider is
+    ``provider``, else the cached batch's, else NomadicML (whose format this is).
+    Item-level cells that differ from the item's first row (a per-row Query or Analysis
+    ID) and unknown columns are kept on the event, shown and exported as JSON.
     """
     reader = csv.DictReader(text)
     if reader.fieldnames is None:
         raise RecordError("The CSV file is empty.")
     reader.fieldnames = [name.strip() for name in reader.fieldnames]
-    missing = _CSV_REQUIRED - set(reader.fieldnames)
+    missing = [name for name in csv_columns.REQUIRED if name not in reader.fieldnames]
     if missing:
-        raise RecordError(f"The CSV header lacks {', '.join(sorted(missing))}.")
-    first_row = next(reader, None)
-    if first_row is None:
+        raise RecordError(f"The CSV header lacks {', '.join(missing)}.")
+    rows = [(reader.line_num, row) for row in reader]  # grouped by video below: read whole
+    if not rows:
         raise RecordError("The CSV file has a header but no rows: nothing to import.")
-    first_line = reader.line_num
-    batch_id = _cell(first_row, "Batch ID")
+    has_batch_column = "Batch ID" in reader.fieldnames
+    batch_id = (rows[0][1].get("Batch ID") or "").strip() if has_batch_column else default_batch_id
     if not batch_id:
-        raise RecordError(f"Line {first_line}: Batch ID is empty.")
+        raise RecordError(f"Line {rows[0][0]}: Batch ID is empty.")
+    provider = provider or next(
+        (batch.provider for batch in Batch.objects.filter(provider_batch_id=batch_id).order_by("source_id")[:1]),
+        FILE_FORMAT_OWNER.name,
+    )
+    adapter = adapter_for(provider)
+    first_values = csv_columns.read_row(rows[0][1])[0]
     batch_record = BatchRecord(
-        provider=Provider.NOMADICML,
+        provider=provider,
         provider_batch_id=batch_id,
-        prompt=_cell(first_row, "Query"),
-        viewer_url=_cell(first_row, "Batch Viewer URL"),
-        mode="ask" if _cell(first_row, "Query") else "",
+        prompt=first_values.get("prompt", ""),
+        viewer_url=first_values.get("viewer_url", ""),
+        mode=adapter.mode_from_prompt(first_values.get("prompt", "")),
+        carried_item_fields=_CSV_CARRIES["item"],
+        carried_event_fields=_CSV_CARRIES["event"],
+        complete=False,  # a CSV has no rows for videos without events, and may be filtered
     )
 
-    def rows() -> Iterator[tuple[int, dict]]:
-        yield first_line, first_row
-        for row in reader:
-            yield reader.line_num, row
-
     def records() -> Iterator[ItemRecord | Malformed]:
-        current: ItemRecord | None = None
-        finished: dict[str, int] = {}
-        for line, row in rows():
+        items: dict[str, ItemRecord] = {}
+        for line, row in rows:
             try:
-                video_id, event = _csv_event(row, batch_id)
+                if None in row:
+                    raise RecordError("more cells than header columns")
+                values, overlay, extra = csv_columns.read_row(row)
+                if has_batch_column and values.get("batch_id") != batch_id:
+                    raise RecordError(f"Batch ID {values.get('batch_id')!r} differs from the first row's {batch_id!r}")
+                item_id = values.get("provider_item_id", "")
+                if not item_id:
+                    raise RecordError("Video ID is empty")
+                item = items.get(item_id)
+                if item is None:
+                    item = items[item_id] = _csv_item(adapter.csv_name_field, values)
+                extra.update(_differing_item_cells(batch_record, item, values))
+                item.events.append(_csv_event(values, overlay, extra, row))
             except RecordError as exc:
                 yield Malformed(line, str(exc))
-                continue
-            if current is not None and current.provider_item_id == video_id:
-                current.events.append(event)
-                continue
-            if video_id in finished:
-                yield Malformed(
-                    line, f"rows of video {video_id} are not together (first seen on line {finished[video_id]})"
-                )
-                continue
-            if current is not None:
-                yield current
-            finished[video_id] = line
-            current = ItemRecord(
-                provider_item_id=video_id,
-                status=_cell(row, "Status") or "completed",
-                analysis_id=_cell(row, "Analysis ID"),
-                video_name=_cell(row, "Video") or _cell(row, "Video Name"),
-                text=_cell(row, "Summary"),
-                import_source_uri=_cell(row, "Import Source URI"),
-                events=[event],
-            )
-            if current.video_name == video_id:
-                current.video_name = ""
-        if current is not None:
-            yield current
+        yield from items.values()
 
     return batch_record, records()
 
 
-def _csv_event(row: dict, batch_id: str) -> tuple[str, EventRecord]:
-    if None in row:
-        raise RecordError("more cells than header columns")
-    video_id = _cell(row, "Video ID")
-    if not video_id:
-        raise RecordError("Video ID is empty")
-    if _cell(row, "Batch ID") != batch_id:
-        raise RecordError(f"Batch ID {_cell(row, 'Batch ID')!r} differs from the first row's {batch_id!r}")
-    t_start, _, t_end = _cell(row, "Timestamp").partition("-")
-    t_end = t_end or t_start
-    confidence = _cell(row, "Confidence")
-    try:
-        confidence_value = float(confidence) if confidence else None
-    except ValueError:
-        raise RecordError(f"Confidence {confidence!r} is not a number") from None
-    category = _cell(row, "Category")
-    return video_id, EventRecord(
-        category=category,
-        label=_cell(row, "Label") or category,
-        severity=_cell(row, "Severity"),
-        confidence=confidence_value,
-        ai_analysis=_cell(row, "AI Analysis"),
-        start_seconds=parse_seconds(t_start),
-        end_seconds=parse_seconds(t_end),
-        t_start=t_start,
-        t_end=t_end,
-        thumbnail_url=_cell(row, "Annotated Thumbnail URL"),
-        provider_approval=nomadicml.parse_approval(_cell(row, "Approval Status")),
+def _csv_item(name_field: str, values: dict) -> ItemRecord:
+    item_id = values["provider_item_id"]
+    shown_name = values.get("video_name", "")  # the Video column: a name, else the item id
+    record = ItemRecord(
+        provider_item_id=item_id,
+        status=(values.get("status") or "completed").lower(),
+        analysis_id=values.get("analysis_id", ""),
+        text=values.get("text", ""),
+        import_source_uri=values.get("import_source_uri", ""),
     )
+    setattr(record, name_field, "" if shown_name == item_id else shown_name)
+    return record
 
 
-def _cell(row: dict, column: str) -> str:
-    """Return a cell, undoing the formula guard our CSV export adds ('=… becomes '=…)."""
-    value = (row.get(column) or "").strip()
-    if len(value) > 1 and value[0] == "'" and value[1] in _FORMULA_PREFIXES:
-        return value[1:]
-    return value
+# Item- and batch-level columns whose per-row value is kept on the event when it differs.
+_ROW_LEVEL = {"prompt": "Query", "analysis_id": "Analysis ID", "status": "Status", "text": "Summary",
+              "import_source_uri": "Import Source URI"}  # fmt: skip
+
+
+def _differing_item_cells(batch: BatchRecord, item: ItemRecord, values: dict) -> dict:
+    shared = {"prompt": batch.prompt, "analysis_id": item.analysis_id, "status": item.status, "text": item.text,
+              "import_source_uri": item.import_source_uri}  # fmt: skip
+    return {
+        column: values[key]
+        for key, column in _ROW_LEVEL.items()
+        if key in values and values[key] and values[key].lower() != (shared[key] or "").lower()
+    }
+
+
+def _csv_event(values: dict, overlay: dict, extra: dict, row: dict) -> EventRecord:
+    t_start, t_end = values.get("t_start", ""), values.get("t_end", "")
+    start, end = parse_seconds(t_start), parse_seconds(t_end)
+    return EventRecord(
+        category=values.get("category", ""),
+        label=values.get("label", ""),
+        severity=values.get("severity", ""),
+        confidence=values.get("confidence"),
+        ai_analysis=values.get("ai_analysis", ""),
+        start_seconds=start,
+        end_seconds=end,
+        # Display times as every other path writes them ("1:47" from the web app -> "01:47").
+        t_start=format_timestamp(start),
+        t_end=format_timestamp(end),
+        thumbnail_url=values.get("thumbnail_url", ""),
+        overlay=overlay,
+        metadata=extra,
+        raw=dict(row),
+        provider_approval=values.get("approval", "pending"),
+    )

@@ -12,12 +12,11 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from reviewer import crypto
+from reviewer import crypto, providers
+from reviewer.providers.base import Adapter
 
-
-class Provider(models.TextChoices):
-    TWELVELABS = "twelvelabs", "TwelveLabs"
-    NOMADICML = "nomadicml", "NomadicML"
+# The provider names and labels, from the registry of adapters (reviewer/providers/__init__.py).
+Provider = models.TextChoices("Provider", [(name.upper(), (name, label)) for name, label in providers.CHOICES])
 
 
 class Approval(models.TextChoices):
@@ -39,17 +38,8 @@ class BatchStatus(models.TextChoices):
 
 TERMINAL_BATCH_STATUSES = {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED, BatchStatus.EXPIRED}
 
-# Item statuses after which the provider will not change an item (both providers' words).
-TERMINAL_ITEM_STATUSES = {"ready", "completed", "failed", "canceled", "cancelled"}
-
-DEFAULT_BASE_URLS = {
-    Provider.TWELVELABS: "https://api.twelvelabs.io/v1.3",
-    Provider.NOMADICML: "https://api-prod.nomadicml.com",
-}
-DEFAULT_VIEWER_BASE_URLS = {
-    Provider.TWELVELABS: "https://playground.twelvelabs.io",
-    Provider.NOMADICML: "https://app.nomadicml.com",
-}
+# Item statuses after which the provider will not change an item (every provider's words).
+TERMINAL_ITEM_STATUSES = providers.TERMINAL_ITEM_STATUSES
 
 
 class Source(models.Model):
@@ -68,6 +58,10 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def adapter(self) -> Adapter:
+        return providers.adapter_for(self.provider)
 
     def set_api_key(self, key: str) -> None:
         self.api_key_encrypted = crypto.encrypt(key)
@@ -135,6 +129,9 @@ class Batch(models.Model):
     last_synced_at = models.DateTimeField(null=True, blank=True)
     sync_state = models.CharField(max_length=16, choices=SyncState.choices, default=SyncState.IDLE)
     last_error = models.TextField(blank=True)
+    # The last sync failed in a way a retry cannot mend (a refused key, a wrong id):
+    # automatic re-syncs stop until someone syncs by hand or a sync succeeds.
+    sync_paused = models.BooleanField(default=False)
     gone_upstream = models.BooleanField(default=False)
 
     objects = BatchQuerySet.as_manager()
@@ -162,6 +159,11 @@ class Batch(models.Model):
         return reverse("batch_detail", args=[self.pk])
 
     @property
+    def adapter(self) -> Adapter:
+        """The provider's adapter: its vocabulary ("task"/"video"), client and export shape."""
+        return providers.adapter_for(self.provider)
+
+    @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_BATCH_STATUSES
 
@@ -172,7 +174,9 @@ class Batch(models.Model):
     @property
     def needs_watching(self) -> bool:
         """Whether an open batch page polls this batch (used by batch_detail.html#status)."""
-        return self.source_id is not None and not self.gone_upstream and (self.is_syncing or not self.is_terminal)
+        if self.source_id is None or self.gone_upstream:
+            return False
+        return self.is_syncing or not (self.is_terminal or self.sync_paused)
 
     @property
     def pending_total(self) -> int:
@@ -269,7 +273,12 @@ class Item(models.Model):
 
     @property
     def has_results(self) -> bool:
-        return self.status in ("ready", "completed")
+        return self.status in providers.RESULT_ITEM_STATUSES
+
+    @property
+    def error_is_warning(self) -> bool:
+        """An error next to a result (a partial or truncated answer) warns; it does not fail the item."""
+        return self.has_results
 
 
 class Event(models.Model):
@@ -292,6 +301,8 @@ class Event(models.Model):
     t_end = models.CharField(max_length=32, blank=True)
     thumbnail_url = models.CharField(max_length=1000, blank=True)
     overlay = models.JSONField(default=dict, blank=True)
+    # The provider's fields without a column of their own (records.EventRecord.metadata).
+    metadata = models.JSONField(default=dict, blank=True)
     raw = models.JSONField(default=dict, blank=True)
     provider_approval = models.CharField(max_length=16, choices=Approval.choices, default=Approval.PENDING)
     # Effective approval: the latest human decision, else the provider's.

@@ -15,6 +15,10 @@ class RecordError(ValueError):
     """A provider record or file record that cannot be used, with a readable reason."""
 
 
+class StopRead(RecordError):
+    """An error that stops the whole read: never reported as one malformed line and skipped."""
+
+
 @dataclass
 class EventRecord:
     category: str = ""
@@ -28,12 +32,21 @@ class EventRecord:
     t_end: str = ""
     thumbnail_url: str = ""
     overlay: dict = field(default_factory=dict)
+    # Fields the provider sent that have no column of their own: a TwelveLabs segment's
+    # whole ``metadata`` object, the extra columns of a NomadicML web-app CSV. Shown on
+    # the event and carried in the JSON export.
+    metadata: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
     provider_approval: str = "pending"
 
     def identity(self) -> str:
-        """What makes two events "the same event" across syncs (see sync.event_keys)."""
-        return json.dumps([self.category, self.start_seconds, self.end_seconds, self.t_start, self.label])
+        """What makes two events "the same event" across syncs and files (see sync.event_keys).
+
+        Built only from what every path keeps: the category, the start and end at whole
+        seconds (as displayed: a CSV export keeps no fractions), and the label unless it
+        merely repeats the category (the CSV leaves such a label blank).
+        """
+        return event_identity(self.category, self.start_seconds, self.end_seconds, self.label)
 
 
 @dataclass
@@ -86,6 +99,13 @@ class BatchRecord:
     provider_created_at: datetime | None = None
     expires_at: datetime | None = None
     completed_at: datetime | None = None
+    # What a file carries, for a file import over a cached copy (None: everything, as
+    # a provider fetch): fields not carried keep their cached values (sync._merge_cached).
+    carried_item_fields: frozenset[str] | None = None
+    carried_event_fields: frozenset[str] | None = None
+    # False when the records may hold only some events of an item (a CSV, a filtered
+    # export): cached events they do not mention are kept.
+    complete: bool = True
 
 
 @dataclass
@@ -94,6 +114,13 @@ class Malformed:
 
     line: int
     error: str
+
+
+def event_identity(category: str, start: float | None, end: float | None, label: str) -> str:
+    """The identity of an event from its stored fields (also used to re-key cached events)."""
+    end = start if end is None else end  # a CSV writes a lone time for both ends
+    whole = [None if value is None else int(value) for value in (start, end)]
+    return json.dumps([category, *whole, "" if label == category else label], ensure_ascii=False)
 
 
 def canonical_json(value: object) -> str:

@@ -41,13 +41,13 @@ _BATCH_FIELDS = (
     "provider_review_status", "provider_review_status_updated_at", "viewer_url",
     "provider_created_at", "expires_at", "completed_at",
 )  # fmt: skip
-_ITEM_FIELDS = (
+ITEM_FIELDS = (
     "status", "custom_id", "analysis_id", "video_name", "text", "error_code", "error_message",
     "finish_reason", "input_tokens", "output_tokens", "import_source_uri", "thumbnail_url", "raw",
 )  # fmt: skip
-_EVENT_FIELDS = (
+EVENT_FIELDS = (
     "category", "label", "severity", "confidence", "ai_analysis", "start_seconds", "end_seconds",
-    "t_start", "t_end", "thumbnail_url", "overlay", "raw",
+    "t_start", "t_end", "thumbnail_url", "overlay", "metadata", "raw",
 )  # fmt: skip
 
 
@@ -75,7 +75,7 @@ def write_records(
     try:
         with transaction.atomic():
             batch = _upsert_batch(source, batch_record)
-            writer = _ChunkWriter(batch, run)
+            writer = _ChunkWriter(batch, run, batch_record)
             for record in records:
                 if isinstance(record, Malformed):
                     run.malformed_lines.append({"line": record.line, "error": _without_nul(record.error)})
@@ -94,8 +94,11 @@ def write_records(
         return record_failure(run, str(exc), batch=_find_batch(source, batch_record))
 
 
-def record_failure(run: SyncRun, error: str, *, batch: Batch | None = None) -> SyncRun:
-    """Save ``run`` as failed (with zeroed counts: nothing was written) and flag the batch."""
+def record_failure(run: SyncRun, error: str, *, batch: Batch | None = None, permanent: bool = False) -> SyncRun:
+    """Save ``run`` as failed (with zeroed counts: nothing was written) and flag the batch.
+
+    ``permanent``: trying again cannot help, so the batch's automatic re-syncs pause.
+    """
     for counter in (
         "items_created", "items_updated", "items_unchanged",
         "events_created", "events_updated", "events_unchanged", "events_removed",
@@ -111,7 +114,8 @@ def record_failure(run: SyncRun, error: str, *, batch: Batch | None = None) -> S
     if batch is not None:
         batch.last_error = error
         batch.sync_state = SyncState.FAILED
-        batch.save(update_fields=["last_error", "sync_state"])
+        batch.sync_paused = permanent
+        batch.save(update_fields=["last_error", "sync_state", "sync_paused"])
     logger.info("sync run %s failed: %s", run.pk, error)
     return run
 
@@ -219,16 +223,64 @@ def _finish_batch(batch: Batch, record: BatchRecord) -> None:
     batch.last_synced_at = timezone.now()
     batch.sync_state = SyncState.IDLE
     batch.last_error = ""
+    batch.sync_paused = False
     batch.gone_upstream = False
     batch.save()
+
+
+def _merge_cached(
+    batch: Batch, batch_record: BatchRecord, chunk: list[tuple[int, ItemRecord, str]]
+) -> list[tuple[int, ItemRecord, str]]:
+    """Fill what a file does not carry from the cached items and events; returns the chunk, re-hashed.
+
+    A CSV re-import keeps the raw payloads, exact seconds, errors, tokens and the item
+    order of the cached copy; overlay and metadata are merged key by key. A decided
+    event whose file approval is the decision itself (our own export coming back)
+    keeps its provider approval.
+    """
+    item_fields = [name for name in ITEM_FIELDS if name not in batch_record.carried_item_fields]
+    event_carried = batch_record.carried_event_fields
+    cached_items = {
+        item.provider_item_id: item
+        for item in Item.objects.filter(batch=batch, provider_item_id__in=[r.provider_item_id for _, r, _ in chunk])
+    }
+    cached_events: dict[int, dict[str, Event]] = {}
+    for event in Event.objects.filter(item_id__in=[item.pk for item in cached_items.values()]):
+        cached_events.setdefault(event.item_id, {})[event.key] = event
+    merged = []
+    for position, record, digest in chunk:
+        item = cached_items.get(record.provider_item_id)
+        if item is not None:
+            position = item.position
+            for name in item_fields:
+                setattr(record, name, getattr(item, name))
+            events = cached_events.get(item.pk, {})
+            for key, event_record in zip(event_keys(record.events), record.events, strict=True):
+                cached = events.get(key)
+                if cached is not None:
+                    _merge_event(event_record, cached, event_carried)
+            digest = hashlib.sha256(record.content_json().encode()).hexdigest()
+        merged.append((position, record, digest))
+    return merged
+
+
+def _merge_event(record: EventRecord, cached: Event, carried: frozenset[str]) -> None:
+    for name in EVENT_FIELDS:
+        if name not in carried:
+            setattr(record, name, getattr(cached, name))
+        elif name in ("overlay", "metadata"):
+            setattr(record, name, {**getattr(cached, name), **getattr(record, name)})
+    if cached.decided_at is not None and record.provider_approval == cached.approval:
+        record.provider_approval = cached.provider_approval
 
 
 class _ChunkWriter:
     """Buffers item records and writes them CHUNK_SIZE at a time with bulk queries."""
 
-    def __init__(self, batch: Batch, run: SyncRun) -> None:
+    def __init__(self, batch: Batch, run: SyncRun, batch_record: BatchRecord) -> None:
         self.batch = batch
         self.run = run
+        self.batch_record = batch_record
         self.buffer: list[tuple[int, ItemRecord, str]] = []  # (position, record, content hash)
         self.position = 0
 
@@ -246,6 +298,8 @@ class _ChunkWriter:
         if not self.buffer:
             return
         chunk, self.buffer = self.buffer, []
+        if self.batch_record.carried_item_fields is not None:
+            chunk = _merge_cached(self.batch, self.batch_record, chunk)
         changed = self._write_items(chunk)
         if changed:
             self._write_events(changed)
@@ -271,13 +325,13 @@ class _ChunkWriter:
                 to_create.append(item)
             else:
                 to_update.append(item)
-            for name in _ITEM_FIELDS:
+            for name in ITEM_FIELDS:
                 setattr(item, name, getattr(record, name))
             item.position = position
             item.content_hash = digest
             changed.append((item, record, is_new))
         Item.objects.bulk_create(to_create)
-        _update_rows(Item, to_update, [*_ITEM_FIELDS, "position", "content_hash"])
+        _update_rows(Item, to_update, [*ITEM_FIELDS, "position", "content_hash"])
         self.run.items_created += len(to_create)
         self.run.items_updated += len(to_update)
         return changed
@@ -289,14 +343,17 @@ class _ChunkWriter:
             (event.item_id, event.key): event
             for event in Event.objects.select_for_update()
             .filter(item_id__in=updated_item_ids)
-            .only("id", "item_id", "key", "content_hash", "decided_at", "approval", "provider_approval")
+            .only("id", "item_id", "key", "position", "content_hash", "decided_at", "approval", "provider_approval")
         }
+        complete = self.batch_record.complete
         to_create, to_update, seen = [], [], set()
         for item, record, _ in changed:
             for position, (key, event_record) in enumerate(zip(event_keys(record.events), record.events, strict=True)):
                 seen.add((item.pk, key))
-                digest = content_hash([vars(event_record), position])
                 event = existing.get((item.pk, key))
+                if event is not None and not complete:
+                    position = event.position  # a partial file does not reorder what it leaves out
+                digest = content_hash([vars(event_record), position])
                 if event is not None and event.content_hash == digest:
                     self.run.events_unchanged += 1
                     continue
@@ -307,7 +364,7 @@ class _ChunkWriter:
                     )  # fmt: skip
                     continue
                 to_update.append(event)
-                for name in _EVENT_FIELDS:
+                for name in EVENT_FIELDS:
                     setattr(event, name, getattr(event_record, name))
                 event.position = position
                 event.content_hash = digest
@@ -315,12 +372,12 @@ class _ChunkWriter:
                 if event.decided_at is None:
                     event.approval = event_record.provider_approval
         _insert_rows(Event, to_create)
-        _update_rows(Event, to_update, [*_EVENT_FIELDS, "position", "content_hash", "provider_approval", "approval"])
+        _update_rows(Event, to_update, [*EVENT_FIELDS, "position", "content_hash", "provider_approval", "approval"])
         # Gone upstream: drop them, unless a person decided them (their work is kept).
         gone = [
             event.pk
             for (item_id, key), event in existing.items()
-            if (item_id, key) not in seen and event.decided_at is None
+            if complete and (item_id, key) not in seen and event.decided_at is None
         ]
         if gone:
             Event.objects.filter(pk__in=gone).delete()

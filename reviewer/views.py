@@ -26,7 +26,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from reviewer import exporters, fetch, filters, importers, review
 from reviewer.crypto import KeyUnreadable
 from reviewer.models import Approval, Batch, Decision, Event, Provider, Source, SyncOutcome, SyncState
-from reviewer.providers import nomadicml, twelvelabs
 from reviewer.providers.http import ProviderError
 
 REVIEWER_GROUP = "reviewer"
@@ -115,13 +114,8 @@ class AddBatchForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         source, batch_id = cleaned.get("source"), cleaned.get("batch_id", "")
-        if source and batch_id:
-            if source.provider == Provider.TWELVELABS and not twelvelabs.is_valid_id(batch_id):
-                self.add_error(
-                    "batch_id", "A TwelveLabs batch id is 24 hexadecimal characters, e.g. 68f4ddaf8aaa60d33df0e800."
-                )
-            elif source.provider == Provider.NOMADICML and not nomadicml.is_valid_id(batch_id):
-                self.add_error("batch_id", "A batch id has only letters, digits, '-', '_' and '.'.")
+        if source and batch_id and not source.adapter.is_valid_id(batch_id):
+            self.add_error("batch_id", source.adapter.id_hint)
         return cleaned
 
 
@@ -183,6 +177,7 @@ def batch_status(request: HttpRequest, pk: int) -> HttpResponse:
         batch.source_id
         and not batch.is_terminal
         and not batch.gone_upstream
+        and not batch.sync_paused
         and batch.sync_state
         in (
             SyncState.IDLE,
@@ -480,7 +475,18 @@ class ImportForm(forms.Form):
         required=False,
         max_length=128,
         label="Batch id",
-        help_text="TwelveLabs files only (their lines carry no batch id). Default: the file name.",
+        help_text="For files whose rows carry no batch id (TwelveLabs JSONL, the NomadicML web app's CSV). "
+        "Default: the file name.",
+    )
+    mode = forms.ChoiceField(
+        choices=[
+            ("", "As the batch was fetched or imported before"),
+            ("time_based_metadata", "time_based_metadata: each segment is an event"),
+            ("general", "general: each answer is text (even when it is JSON)"),
+        ],
+        required=False,
+        label="TwelveLabs analysis mode",
+        help_text="Needed only for a JSONL file of a new batch whose answers are JSON.",
     )
     skip_invalid = forms.BooleanField(
         required=False,
@@ -510,6 +516,7 @@ def import_results(request: HttpRequest) -> HttpResponse:
             name=upload.name,
             provider=form.cleaned_data["provider"] or None,
             batch_id=form.cleaned_data["batch_id"] or None,
+            mode=form.cleaned_data["mode"] or None,
             skip_invalid=form.cleaned_data["skip_invalid"],
         )
         if run.outcome == SyncOutcome.SUCCEEDED:

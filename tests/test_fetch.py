@@ -12,13 +12,14 @@ import pytest
 from reviewer import fetch, review
 from reviewer.models import Batch, Decision, Event, Item, Source, SyncOutcome, SyncRun, SyncState, SyncTrigger
 from reviewer.providers import http
+from reviewer.providers.twelvelabs import TwelveLabsAdapter
 from tests.conftest import NM_KEY, TL_KEY
 from tests.factories import tl_id, tl_line
 from tests.fakes import nomadicml as nm
 from tests.fakes import twelvelabs as tl
 from tests.fakes.server import FakeApp, Reply, cut_after, delayed, stall_after
 
-_VOLATILE_BATCH_FIELDS = {"sync_state", "last_error", "last_synced_at", "gone_upstream"}
+_VOLATILE_BATCH_FIELDS = {"sync_state", "last_error", "last_synced_at", "gone_upstream", "sync_paused"}
 
 
 @dataclass
@@ -178,13 +179,13 @@ def test_it_keeps_a_decision_when_the_provider_changes_the_event(nomadicml, staf
 def test_it_marks_the_batch_running_while_it_syncs(twelvelabs, monkeypatch):
     twelvelabs.sync()
     seen = []
-    original = fetch._open
+    original = TwelveLabsAdapter.open_batch
 
-    def spy(client, batch_id):
+    def spy(self, client, batch_id):
         seen.append(Batch.objects.get(provider_batch_id=batch_id).sync_state)
-        return original(client, batch_id)
+        return original(self, client, batch_id)
 
-    monkeypatch.setattr(fetch, "_open", spy)
+    monkeypatch.setattr(TwelveLabsAdapter, "open_batch", spy)
     run = twelvelabs.sync()
     assert seen == [SyncState.RUNNING]
     run.batch.refresh_from_db()
@@ -425,10 +426,10 @@ def test_the_download_happens_before_the_write_transaction_opens(twelvelabs_fake
     source.save()
     twelvelabs_fake.add_batch(tl.TIMED_BATCH, tl.timed_lines())
     in_transaction_while_reading: list[bool] = []
-    real_open = fetch._open
+    real_open = TwelveLabsAdapter.open_batch
 
-    def watched_open(client, batch_id):
-        record, stream = real_open(client, batch_id)
+    def watched_open(self, client, batch_id):
+        record, stream = real_open(self, client, batch_id)
 
         def watched():
             for item in stream:
@@ -437,7 +438,7 @@ def test_the_download_happens_before_the_write_transaction_opens(twelvelabs_fake
 
         return record, watched()
 
-    monkeypatch.setattr(fetch, "_open", watched_open)
+    monkeypatch.setattr(TwelveLabsAdapter, "open_batch", watched_open)
     run = fetch.fetch_batch(source, tl.TIMED_BATCH)
     assert run.outcome == SyncOutcome.SUCCEEDED and run.items_created == 7
     assert in_transaction_while_reading == [False] * 7

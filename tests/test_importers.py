@@ -6,7 +6,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from reviewer import importers
+from reviewer import csv_columns, importers
 from reviewer.models import Batch, Decision, Event, Item, SyncOutcome, SyncRun
 from tests.factories import (
     import_bytes,
@@ -47,7 +47,7 @@ def test_it_imports_twelvelabs_time_based_results_as_events():
             tl_line(tl_id(4), segments={"incident": [], "scene": []}),
         ]
     )
-    run = import_bytes(data, "68f4ddaf8aaa60d33df0e800.jsonl")
+    run = import_bytes(data, "68f4ddaf8aaa60d33df0e800.jsonl", mode="time_based_metadata")
     assert run.outcome == SyncOutcome.SUCCEEDED, run.error
     batch = run.batch
     assert batch.provider_batch_id == "68f4ddaf8aaa60d33df0e800"
@@ -67,7 +67,7 @@ def test_it_imports_twelvelabs_time_based_results_as_events():
 
 def test_it_imports_twelvelabs_general_text_and_derives_processing_status():
     data = jsonl([tl_line(tl_id(1), text="A keynote."), tl_line(tl_id(2), "queued"), tl_line(tl_id(3), "processing")])
-    run = import_bytes(data, "x.jsonl", batch_id="68f4ddaf8aaa60d33df0e7a1")
+    run = import_bytes(data, "x.jsonl", batch_id="68f4ddaf8aaa60d33df0e7a1", mode="general")
     assert run.outcome == SyncOutcome.SUCCEEDED
     assert run.batch.mode == "general"
     assert run.batch.status == "processing"
@@ -77,12 +77,12 @@ def test_it_imports_twelvelabs_general_text_and_derives_processing_status():
 
 def test_it_imports_the_same_file_twice_without_changes_and_keeps_decisions(staff):
     data = jsonl([tl_line(tl_id(1), segments=TIMED), tl_line(tl_id(2), "failed")])
-    first = import_bytes(data, "b.jsonl", batch_id="68f4ddaf8aaa60d33df0e801")
+    first = import_bytes(data, "b.jsonl", batch_id="68f4ddaf8aaa60d33df0e801", mode="time_based_metadata")
     event = Event.objects.first()
     Event.objects.filter(pk=event.pk).update(approval="rejected", decided_by=staff, decided_at=first.started_at)
     before = snapshot()
 
-    second = import_bytes(data, "b.jsonl", batch_id="68f4ddaf8aaa60d33df0e801")
+    second = import_bytes(data, "b.jsonl", batch_id="68f4ddaf8aaa60d33df0e801")  # the cached batch's mode
 
     assert (second.items_created, second.items_updated, second.items_unchanged) == (0, 0, 2)
     assert (second.events_created, second.events_updated, second.events_unchanged) == (0, 0, 2)
@@ -206,7 +206,7 @@ def test_it_reports_an_unknown_approval_in_json_with_its_line():
     assert Item.objects.count() == 0
 
 
-CSV_HEADER = ",".join(importers.CSV_COLUMNS)
+CSV_HEADER = ",".join(csv_columns.HEADER)
 
 
 def test_it_imports_a_nomadicml_csv_export():
@@ -223,17 +223,19 @@ def test_it_imports_a_nomadicml_csv_export():
     assert (v1.video_name, v1.text, v1.analysis_id) == ("a.mp4", "Two, jaywalkers", "a1")
     assert Item.objects.get(provider_item_id="v2").video_name == ""  # "Video" fell back to the id
     first, second = v1.events.order_by("position")
-    assert (first.label, first.start_seconds, first.end_seconds, first.confidence) == ("lane_change", 1.0, 2.0, 0.9)
+    # A blank Label is a label equal to the category: kept blank (the page shows the category).
+    assert (first.label, first.start_seconds, first.end_seconds, first.confidence) == ("", 1.0, 2.0, 0.9)
     assert (second.ai_analysis, second.start_seconds, second.confidence) == ("=cmd", 3605.0, None)
     assert sorted(Event.objects.values_list("approval", flat=True)) == ["approved", "invalid", "pending"]
 
 
-def test_it_refuses_csv_rows_of_one_video_that_are_not_together():
-    row = "q,{v},pending,00:01,cat,,,,{v},,b9,,completed,,,,"
-    data = "\n".join([CSV_HEADER, row.format(v="v1"), row.format(v="v2"), row.format(v="v1")]) + "\n"
-    run = import_bytes(data.encode(), "b9.csv")
-    assert run.outcome == SyncOutcome.FAILED
-    assert run.malformed_lines == [{"line": 4, "error": "rows of video v1 are not together (first seen on line 2)"}]
+def test_it_groups_csv_rows_of_one_video_that_are_not_together():
+    row = "q,{v},pending,00:0{s},cat,,,,{v},,b9,,completed,,,,"
+    rows = [row.format(v="v1", s=1), row.format(v="v2", s=2), row.format(v="v1", s=3)]
+    run = import_bytes(("\n".join([CSV_HEADER, *rows]) + "\n").encode(), "b9.csv")
+    assert run.outcome == SyncOutcome.SUCCEEDED, run.malformed_lines
+    assert list(Item.objects.order_by("position").values_list("provider_item_id", flat=True)) == ["v1", "v2"]
+    assert list(Item.objects.get(provider_item_id="v1").events.values_list("t_start", flat=True)) == ["00:01", "00:03"]
 
 
 @pytest.mark.parametrize(
@@ -262,7 +264,7 @@ def test_it_refuses_a_file_of_the_other_provider():
 def test_the_command_imports_and_reports(tmp_path, capsys):
     path = tmp_path / "68f4ddaf8aaa60d33df0e805.jsonl"
     path.write_bytes(jsonl([tl_line(tl_id(1), segments=TIMED)]))
-    call_command("import_results", str(path))
+    call_command("import_results", str(path), "--mode", "time_based_metadata")
     assert "items 1 new" in capsys.readouterr().out
     call_command("import_results", str(path), "--json")
     assert json.loads(capsys.readouterr().out)["items_unchanged"] == 1

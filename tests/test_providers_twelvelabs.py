@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 
+from functools import partial
+
 import pytest
 
 from reviewer.providers.http import ProviderError
@@ -32,7 +34,7 @@ def test_it_reads_a_batch(twelvelabs_fake, client):
 
 def test_it_streams_every_item_status_with_time_based_events(twelvelabs_fake, client):
     twelvelabs_fake.add_batch(TIMED_BATCH, timed_lines())
-    records = list(client.iter_results(TIMED_BATCH))
+    records = list(client.iter_results(TIMED_BATCH, "time_based_metadata"))
     assert [(r.provider_item_id, r.status) for r in records] == [
         (tl_id(1), "ready"), (tl_id(2), "ready"), (tl_id(3), "ready"), (tl_id(4), "failed"),
         (tl_id(5), "canceled"), (tl_id(6), "processing"), (tl_id(7), "queued"),
@@ -51,7 +53,7 @@ def test_it_streams_every_item_status_with_time_based_events(twelvelabs_fake, cl
 
 def test_it_streams_general_text_with_finish_reason_and_usage(twelvelabs_fake, client):
     twelvelabs_fake.add_batch(GENERAL_BATCH, general_lines(), mode="general")
-    stop, length, *_ = records = list(client.iter_results(GENERAL_BATCH))
+    stop, length, *_ = records = list(client.iter_results(GENERAL_BATCH, "general"))
     assert [r.status for r in records] == ["ready", "ready", "failed", "processing", "queued", "canceled"]
     assert (stop.text, stop.finish_reason, stop.input_tokens, stop.output_tokens) == (
         "This video covers the keynote launch.", "stop", 5, 10
@@ -64,7 +66,7 @@ def test_it_reports_malformed_lines_with_their_numbers_and_skips_blank_ones(twel
     lines = [tl_line(tl_id(1)), "", "{not json", tl_line(tl_id(2), "exploded"), "   ", tl_line(tl_id(1)),
              tl_line(tl_id(3))]  # fmt: skip
     twelvelabs_fake.add_batch(TIMED_BATCH, lines)
-    records = list(client.iter_results(TIMED_BATCH))
+    records = list(client.iter_results(TIMED_BATCH, "time_based_metadata"))
     assert [r.provider_item_id for r in records if isinstance(r, ItemRecord)] == [tl_id(1), tl_id(3)]
     malformed = [(m.line, m.error) for m in records if isinstance(m, Malformed)]
     assert malformed == [
@@ -85,7 +87,7 @@ def test_it_reads_the_stream_lazily(twelvelabs_fake, client):
         yield json.dumps(tl_line(tl_id(2))).encode() + b"\n"
 
     twelvelabs_fake.inject("results", Reply(200, body(), {"Content-Type": "application/jsonl"}))
-    records = client.iter_results(TIMED_BATCH)
+    records = client.iter_results(TIMED_BATCH, "time_based_metadata")
     assert next(records).provider_item_id == tl_id(1)
     gate.set()
     assert [r.provider_item_id for r in records] == [tl_id(2)]
@@ -94,7 +96,7 @@ def test_it_reads_the_stream_lazily(twelvelabs_fake, client):
 def test_it_raises_when_the_stream_breaks_mid_way(twelvelabs_fake, client):
     twelvelabs_fake.add_batch(TIMED_BATCH, timed_lines())
     twelvelabs_fake.inject("results", cut_after(3))
-    records = client.iter_results(TIMED_BATCH)
+    records = client.iter_results(TIMED_BATCH, "time_based_metadata")
     assert len([next(records) for _ in range(3)]) == 3
     with pytest.raises(ProviderError) as caught:
         next(records)
@@ -107,19 +109,20 @@ def test_it_raises_when_the_stream_breaks_mid_way(twelvelabs_fake, client):
 def test_it_refuses_an_html_page_instead_of_results(twelvelabs_fake, client):
     twelvelabs_fake.inject("results", Reply(200, b"<html><title>Login</title></html>", {"Content-Type": "text/html"}))
     with pytest.raises(ProviderError, match="with an HTML page"):
-        client.iter_results(TIMED_BATCH)
+        client.iter_results(TIMED_BATCH, "time_based_metadata")
 
 
 def test_it_asks_for_the_results_when_called_not_when_iterated(twelvelabs_fake, client):
     with pytest.raises(ProviderError, match=f"TwelveLabs has no batch {GENERAL_BATCH}"):
-        client.iter_results(GENERAL_BATCH)  # a 404 surfaces here, before any record is consumed
+        client.iter_results(GENERAL_BATCH, "general")  # a 404 surfaces here, before any record is consumed
 
 
 @pytest.mark.parametrize(
     "bad_id", ["", "123", "68f4ddaf8aaa60d33df0e80g", "../../assets/x", "68f4ddaf8aaa60d33df0e800/x"]
 )
 def test_it_validates_ids_before_any_request(twelvelabs_fake, client, bad_id):
-    for call in (client.get_batch, client.iter_results, client.get_task, client.get_asset):
+    results = partial(client.iter_results, mode="time_based_metadata")
+    for call in (client.get_batch, results, client.get_task, client.get_asset):
         with pytest.raises(ProviderError) as caught:
             call(bad_id)
         assert caught.value.permanent

@@ -224,7 +224,9 @@ def test_hostile_nomadicml_data_is_shown_as_text(admin_client, payload, bad_url)
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_hostile_twelvelabs_data_and_malformed_lines_are_shown_as_text(admin_client, payload):
-    run = import_bytes(hostile_twelvelabs(payload), "68f4ddaf8aaa60d33df0e8aa.jsonl", skip_invalid=True)
+    run = import_bytes(
+        hostile_twelvelabs(payload), "68f4ddaf8aaa60d33df0e8aa.jsonl", skip_invalid=True, mode="time_based_metadata"
+    )
     assert run.outcome == "succeeded" and len(run.malformed_lines) == 1
     assert_inert(pages_showing(admin_client, run.batch), payload)
 

@@ -69,3 +69,79 @@ def query(filter_obj, **overrides) -> str:
     if filter_obj is None:
         return "?" + urlencode({k: v for k, v in overrides.items() if v not in ("", None)})
     return "?" + filter_obj.query_string(**overrides)
+
+
+# Segment metadata keys shown in columns of their own (records: TwelveLabs _segment_event).
+_COLUMN_KEYS = {"label", "severity", "confidence"}
+_OVERLAY_NAMES = {
+    "frame_gps_lat": "GPS lat", "frame_gps_lon": "GPS lon", "frame_speed": "Speed",
+    "frame_timestamp": "Frame time", "unix_timestamp": "Unix time",
+}  # fmt: skip
+
+
+@register.filter
+def event_fields(event) -> list[dict]:
+    """The event's extra provider fields as rows ``{key, text, url, entries}`` for _event_fields.html.
+
+    Every metadata field but those with a column (label, severity, confidence, and the
+    one the AI analysis came from); nested timed entries (a ``time_array``) keep their
+    times. Values are text here: the template escapes them.
+    """
+    rows = []
+    for key, value in (event.metadata or {}).items():
+        if key in _COLUMN_KEYS or (isinstance(value, str) and value and value == event.ai_analysis):
+            continue
+        row = {"key": key, "text": "", "url": "", "entries": []}
+        if isinstance(value, list) and value and all(isinstance(entry, dict) for entry in value):
+            row["entries"] = [_timed_entry(entry) for entry in value]
+        else:
+            row["text"] = _value_text(value)
+            row["url"] = safe_url(value) if isinstance(value, str) and "://" in value else ""
+        rows.append(row)
+    return rows
+
+
+@register.filter
+def overlay_rows(event) -> list[dict]:
+    """The event's overlay (GPS, speed, frame and unix times) as ``{name, text}`` rows."""
+    rows = []
+    for name, ends in (event.overlay or {}).items():
+        if isinstance(ends, dict):
+            start, end = ends.get("start"), ends.get("end")
+            text = _value_text(start) if end in (None, start) else f"{_value_text(start)} → {_value_text(end)}"
+        else:
+            text = _value_text(ends)
+        label = _OVERLAY_NAMES.get(name) or name.removeprefix("frame_").replace("_", " ")
+        rows.append({"name": label, "text": text})
+    return rows
+
+
+def _timed_entry(entry: dict) -> dict:
+    from reviewer.records import RecordError
+    from reviewer.timecodes import format_timestamp, parse_seconds
+
+    times = []
+    for key in ("start_time", "end_time"):
+        try:
+            times.append(format_timestamp(parse_seconds(entry.get(key))))
+        except RecordError:
+            times.append(str(entry.get(key)))
+    time = "–".join(dict.fromkeys(t for t in times if t))  # one time when start == end
+    rest = {key: value for key, value in entry.items() if key not in ("start_time", "end_time")}
+    return {"time": time, "text": ", ".join(f"{key}: {_value_text(value)}" for key, value in rest.items())}
+
+
+def _value_text(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}" if abs(value) < 1e15 else repr(value)
+    if isinstance(value, list) and all(not isinstance(entry, dict | list) for entry in value):
+        return ", ".join(_value_text(entry) for entry in value)
+    if isinstance(value, dict | list):
+        import json
+
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

@@ -8,7 +8,8 @@ from argparse import ArgumentParser
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from reviewer.models import DEFAULT_BASE_URLS, DEFAULT_VIEWER_BASE_URLS, Provider, Source
+from reviewer.models import Provider, Source
+from reviewer.providers import adapter_for
 
 
 class Command(BaseCommand):
@@ -33,8 +34,9 @@ class Command(BaseCommand):
         source = Source.objects.filter(name=options["name"]).first() or Source(name=options["name"])
         created = source.pk is None
         source.provider = provider
-        source.base_url = options["base_url"] or DEFAULT_BASE_URLS[provider]
-        source.viewer_base_url = options["viewer_base_url"] or DEFAULT_VIEWER_BASE_URLS[provider]
+        adapter = adapter_for(provider)
+        source.base_url = options["base_url"] or adapter.default_base_url
+        source.viewer_base_url = options["viewer_base_url"] or adapter.default_viewer_base_url
         source.set_api_key(key)
         try:
             source.full_clean()

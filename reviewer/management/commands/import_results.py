@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reviewer import importers
+from reviewer import fetch, importers
 from reviewer.models import Provider, SyncOutcome
 
 
@@ -13,7 +13,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
         parser.add_argument("--provider", choices=Provider.values)
-        parser.add_argument("--batch-id", help="batch id of a TwelveLabs JSONL file (default: the file name)")
+        parser.add_argument(
+            "--batch-id", help="batch id of a file whose rows name none (TwelveLabs JSONL, web-app CSV; default: the file name)"
+        )
+        parser.add_argument(
+            "--mode", choices=["time_based_metadata", "general"],
+            help="analysis mode of a TwelveLabs JSONL file of a batch not cached yet (default: the cached batch's)",
+        )  # fmt: skip
         parser.add_argument("--skip-invalid", action="store_true", help="import valid records, report the rest")
         parser.add_argument("--json", action="store_true", help="print the sync record as JSON")
 
@@ -29,19 +35,16 @@ class Command(BaseCommand):
                 name=path.name,
                 provider=options["provider"],
                 batch_id=options["batch_id"],
+                mode=options["mode"],
                 skip_invalid=options["skip_invalid"],
             )
+        # The same output as fetch_batch: one JSON object, or one summary line.
         if options["json"]:
             self.stdout.write(json.dumps(run.as_dict()))
         for bad in run.malformed_lines:
             self.stderr.write(f"{path.name}:{bad['line']}: {bad['error']}")
         if run.outcome != SyncOutcome.SUCCEEDED:
             hint = " Use --skip-invalid to import the valid records." if run.malformed_lines else ""
-            raise CommandError(run.error + hint)
+            raise CommandError(" ".join(run.error.split()) + hint)
         if not options["json"]:
-            self.stdout.write(
-                f"Imported {run.batch}: items {run.items_created} new, {run.items_updated} updated, "
-                f"{run.items_unchanged} unchanged; events {run.events_created} new, "
-                f"{run.events_updated} updated, {run.events_unchanged} unchanged"
-                + (f"; {len(run.malformed_lines)} malformed skipped" if run.malformed_lines else "")
-            )
+            self.stdout.write(fetch.summary(run))

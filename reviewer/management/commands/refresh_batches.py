@@ -35,7 +35,7 @@ class Command(BaseCommand):
 
     def refresh_once(self) -> None:
         batches = (
-            Batch.objects.filter(source__isnull=False, gone_upstream=False)
+            Batch.objects.filter(source__isnull=False, gone_upstream=False, sync_paused=False)
             .exclude(status__in=TERMINAL_BATCH_STATUSES)
             .select_related("source")
             .order_by("id")

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from reviewer.providers import wire
 from reviewer.providers.http import ProviderClient, ProviderError
-from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError
+from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError, StopRead
 from reviewer.timecodes import format_timestamp, parse_seconds
 
 T = TypeVar("T")
@@ -47,7 +47,7 @@ def is_valid_id(value: str) -> bool:
 def parse_batch(obj: object) -> BatchRecord:
     """Return a BatchRecord from a Batch object; raises RecordError."""
     obj = wire.require_object(obj, "batch")
-    provider_status = wire.text(obj, "status")
+    provider_status = wire.text(obj, "status").lower()
     return BatchRecord(
         provider=PROVIDER,
         provider_batch_id=wire.text(obj, "batch_id", required=True),
@@ -63,15 +63,27 @@ def parse_batch(obj: object) -> BatchRecord:
     )
 
 
-def parse_result(obj: object) -> ItemRecord:
+class ModeUnknown(StopRead):
+    """A result whose text is a JSON object, read without knowing the batch's analysis mode.
+
+    Segments and a general-mode JSON answer (a ``response_format`` schema) look alike:
+    only the batch's ``analysis_mode`` tells them apart, so the reader never guesses.
+    Not a malformed line: the whole read stops and asks for the mode.
+    """
+
+
+def parse_result(obj: object, mode: str) -> ItemRecord:
     """Return an ItemRecord from one line of the results stream; raises RecordError.
 
-    In time_based_metadata mode ``data.data`` is a JSON string of segments, which
-    become events; in general mode it is the generated text.
+    ``mode`` is the batch's ``analysis_mode``. In ``time_based_metadata`` mode ``data.data``
+    is a JSON string of segments, which become events; in ``general`` mode it is the
+    answer, kept as text even when it is JSON. With ``mode`` empty (unknown), a JSON
+    object answer raises ModeUnknown. An ``error`` on a ready item is a warning (a
+    partial or truncated result) and is kept next to the result.
     """
     obj = wire.require_object(obj, "result")
     task_id = wire.text(obj, "task_id", required=True)
-    status = wire.text(obj, "status", required=True)
+    status = wire.text(obj, "status", required=True).lower()
     record = ItemRecord(provider_item_id=task_id, status=status, custom_id=wire.text(obj, "custom_id"), raw=obj)
     if status not in ITEM_STATUSES:
         raise RecordError(f"unknown item status {status!r}")
@@ -88,28 +100,30 @@ def parse_result(obj: object) -> ItemRecord:
         usage = wire.mapping(envelope, "usage")
         record.input_tokens = wire.integer(usage, "input_tokens")
         record.output_tokens = wire.integer(usage, "output_tokens")
-        segments = _segments(output or "")
+        segments = _segments(output or "") if mode == MODE_TIME_BASED else None
         if segments is None:
+            if not mode and _is_json_object(output or ""):
+                raise ModeUnknown(
+                    f"Task {task_id}'s answer is JSON: segments in a time_based_metadata batch, an answer "
+                    "in a general batch. Say which analysis mode the batch used."
+                )
             record.text = output or ""
         else:
             record.events = segments
     return record
 
 
-def is_time_based(record: ItemRecord) -> bool:
-    """Whether the item's output was a segment map (time_based_metadata mode)."""
-    return bool(record.events) or _segments(_output_text(record.raw)) is not None
-
-
-def _output_text(raw: dict) -> str:
-    envelope = raw.get("data")
-    if isinstance(envelope, dict) and isinstance(envelope.get("data"), str):
-        return envelope["data"]
-    return ""
+def _is_json_object(output: str) -> bool:
+    if not output.lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(output), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 def _segments(output: str) -> list[EventRecord] | None:
-    """Return the events of a time_based_metadata output, or None for plain text."""
+    """Return the events of a time_based_metadata output, or None when it is no segment map."""
     stripped = output.lstrip()
     if not stripped.startswith("{"):
         return None
@@ -140,18 +154,26 @@ def _segment_event(definition_id: str, segment: dict) -> EventRecord:
         category=str(definition_id),
         label=_metadata_text(metadata, "label"),
         severity=_metadata_text(metadata, "severity"),
-        confidence=float(confidence) if _is_number(confidence) else None,
+        confidence=_confidence(confidence),
         ai_analysis=next((_metadata_text(metadata, key) for key in _ANALYSIS_FIELDS if metadata.get(key)), ""),
         start_seconds=start,
         end_seconds=end,
         t_start=format_timestamp(start),
         t_end=format_timestamp(end),
+        metadata=metadata,  # every user-defined field, whatever its type: shown and exported
         raw=segment,
     )
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _confidence(value: object) -> float | None:
+    """A number (or a numeric string) from the segment's metadata; None otherwise, never invented."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
 
 
 def _metadata_text(metadata: dict, key: str) -> str:
@@ -163,18 +185,21 @@ def _metadata_text(metadata: dict, key: str) -> str:
     return str(value)
 
 
-def parse_lines(lines: Iterable[bytes | str]) -> Iterator[ItemRecord | Malformed]:
+def parse_lines(lines: Iterable[bytes | str], mode: str) -> Iterator[ItemRecord | Malformed]:
     """Yield one record per non-blank line of a results stream, numbered from 1.
 
     A line that is not JSON, not a valid result, or repeats a task_id is yielded as
-    Malformed with its line number (the official SDK drops them silently).
+    Malformed with its line number (the official SDK drops them silently). Raises
+    ModeUnknown (see parse_result) when ``mode`` is empty and an answer is JSON.
     """
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue  # blank lines are allowed in the stream
         try:
-            record = parse_result(json.loads(line))
+            record = parse_result(json.loads(line), mode)
+        except StopRead:
+            raise
         except UnicodeDecodeError:
             yield Malformed(number, "not UTF-8 text")
             continue
@@ -274,7 +299,7 @@ class TwelveLabsClient(ProviderClient):
         return records
 
     # https://docs.twelvelabs.io/v1.3/api-reference/analyze-videos/batch-analysis ("Retrieve batch results")
-    def iter_results(self, batch_id: str) -> Iterator[ItemRecord | Malformed]:
+    def iter_results(self, batch_id: str, mode: str) -> Iterator[ItemRecord | Malformed]:
         """Request the results now and return a lazy iterator of their records.
 
         The request (and so a 401/404/timeout) happens in this call; the body is then
@@ -288,7 +313,7 @@ class TwelveLabsClient(ProviderClient):
         if "html" in content_type.lower():
             response.close()  # a proxy's page with status 200: not results, and not N malformed lines
             raise ProviderError(f"{self.provider} answered the results of {what} with an HTML page.")
-        return parse_lines(self.iter_lines(response, what=f"results stream of {what}"))
+        return parse_lines(self.iter_lines(response, what=f"results stream of {what}"), mode)
 
     # https://docs.twelvelabs.io/v1.3/api-reference/analyze-videos/retrieve-analysis-task-status-results
     def get_task(self, task_id: str) -> TaskInfo:

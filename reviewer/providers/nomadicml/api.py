@@ -10,13 +10,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from reviewer.providers import events as sdk_events
 from reviewer.providers import wire
 from reviewer.providers.http import ProviderClient, ProviderError
-from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError
+from reviewer.records import BatchRecord, ItemRecord, Malformed, RecordError
 from reviewer.timecodes import format_timestamp, parse_seconds
 
 PROVIDER = "nomadicml"
-APPROVALS = ("approved", "rejected", "pending", "invalid")
 BATCH_STATUS = {
     "processing": "processing",
     "completed": "completed",
@@ -24,20 +24,13 @@ BATCH_STATUS = {
     "cancelled": "canceled",
     "canceled": "canceled",
 }
-ITEM_STATUSES = ("completed", "failed")
+ITEM_STATUSES = ("processing", "completed", "failed")
+# A video without an analysis document yet, whose pointer says one of these, is processing.
+_UNFINISHED_POINTER = ("processing", "pending", "queued", "running", "uploading")
 
 
 def viewer_url(dashboard_base: str, batch_id: str) -> str:
     return f"{dashboard_base.rstrip('/')}/use-cases/rapid-review/batch-view/{batch_id}"
-
-
-def parse_approval(value: object) -> str:
-    """Return a valid approval; blank means pending; raises RecordError otherwise."""
-    if value is None or value == "":
-        return "pending"
-    if value not in APPROVALS:
-        raise RecordError(f"unknown approval {value!r} (expected one of {', '.join(APPROVALS)})")
-    return str(value)
 
 
 def parse_batch_metadata(obj: object) -> BatchRecord:
@@ -46,7 +39,7 @@ def parse_batch_metadata(obj: object) -> BatchRecord:
     metadata = obj.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise RecordError("'metadata' must be an object")
-    provider_status = wire.text(obj, "status")
+    provider_status = wire.text(obj, "status").lower()
     return BatchRecord(
         provider=PROVIDER,
         provider_batch_id=wire.text(obj, "batch_id", required=True),
@@ -73,12 +66,12 @@ def parse_result(obj: object) -> ItemRecord:
     events = []
     for index, event in enumerate(events_in):
         try:
-            events.append(parse_sdk_event(wire.require_object(event, "event")))
+            events.append(sdk_events.from_json(wire.require_object(event, "event")))
         except RecordError as exc:
             raise RecordError(f"event {index}: {exc}") from None
     return ItemRecord(
         provider_item_id=wire.text(obj, "video_id", required=True),
-        status=wire.text(obj, "status", required=True),
+        status=wire.text(obj, "status", required=True).lower(),
         analysis_id=wire.text(obj, "analysis_id"),
         video_name=wire.text(obj, "video_name"),
         text=_summary(obj.get("summary")),
@@ -87,34 +80,6 @@ def parse_result(obj: object) -> ItemRecord:
         thumbnail_url=wire.text(obj, "thumbnail_url"),
         raw={key: value for key, value in obj.items() if key != "events"},
         events=events,
-    )
-
-
-def parse_sdk_event(event: dict) -> EventRecord:
-    """Return an EventRecord from an event in SDK form (``t_start``/``t_end``/``label``).
-
-    Exact seconds are read from ``start_seconds``/``end_seconds`` when present (our own
-    JSON export writes them), else from the display timestamps.
-    """
-    start = parse_seconds(event.get("start_seconds", event.get("t_start")))
-    end = parse_seconds(event.get("end_seconds", event.get("t_end")))
-    overlay = event.get("overlay") or {}
-    if not isinstance(overlay, dict):
-        raise RecordError("'overlay' must be an object")
-    return EventRecord(
-        category=wire.text(event, "category"),
-        label=wire.text(event, "label"),
-        severity=wire.text(event, "severity"),
-        confidence=wire.number(event, "confidence"),
-        ai_analysis=wire.text(event, "aiAnalysis"),
-        start_seconds=start,
-        end_seconds=end,
-        t_start=wire.text(event, "t_start") or format_timestamp(start),
-        t_end=wire.text(event, "t_end") or format_timestamp(end),
-        thumbnail_url=wire.text(event, "annotated_thumbnail_url"),
-        overlay=overlay,
-        raw=event,
-        provider_approval=parse_approval(event.get("approval")),
     )
 
 
@@ -209,7 +174,7 @@ def _video_pointer(video: dict) -> VideoPointer:
     return VideoPointer(
         video_id=wire.text(video, "video_id", required=True),
         analysis_id=wire.text(video, "analysis_id"),
-        status=wire.text(video, "status"),
+        status=wire.text(video, "status").lower(),
         last_error=wire.text(video, "last_error"),
     )
 
@@ -230,10 +195,13 @@ def parse_bulk_entry(entry: dict | None, video: VideoPointer) -> ItemRecord:
         "import_source_uri": entry.get("import_source_uri"),
     }
     if not analysis:
+        pointer_status = wire.text(pointer, "status").lower() or video.status
+        if pointer_status in _UNFINISHED_POINTER:  # not written yet, not lost (the SDK says "processing" too)
+            return parse_result({**result, "status": "processing", "events": []})
         error = wire.text(pointer, "last_error") or video.last_error or NOT_FOUND
         return parse_result({**result, "status": "failed", "events": [], "error": error})
     events = _events(analysis)
-    status = wire.text(analysis, "status") or "completed"
+    status = wire.text(analysis, "status").lower() or "completed"
     result.update(
         status=status,
         summary=analysis.get("answer") if analysis.get("answer") not in (None, "") else analysis.get("summary"),
@@ -301,11 +269,13 @@ def _overlay(*sources: dict) -> dict:
             if match:
                 name, side = match.groups()
                 overlay.setdefault(name, {"start": None, "end": None})[side] = _number_or_text(value)
-    return overlay
+    return {name: ends for name, ends in overlay.items() if ends != {"start": None, "end": None}}
 
 
 def _number_or_text(value: object) -> object:
-    """GPS and speed come as strings ("37.7749"): numbers where they are numbers."""
+    """GPS and speed come as strings ("37.7749"): numbers where they are numbers; "" is none."""
+    if value == "":
+        return None
     if isinstance(value, str):
         try:
             return float(value)
