@@ -97,8 +97,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("Batch ID", "batch_id"),
     Column("Batch Viewer URL", "viewer_url"),
     Column("Status", "status"),
-    Column("Confidence", "confidence", write=lambda v: "" if v["confidence"] is None else repr(v["confidence"]),
-           read=_read_confidence),  # fmt: skip
+    Column(
+        "Confidence",
+        "confidence",
+        write=lambda v: "" if v["confidence"] is None else repr(v["confidence"]),
+        read=_read_confidence,
+    ),  # fmt: skip
     Column("Annotated Thumbnail URL", "thumbnail_url"),
     Column("Import Source URI", "import_source_uri"),
     Column("Summary", "text"),

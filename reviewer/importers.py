@@ -34,8 +34,20 @@ _SNIFF_BYTES = 64 * 1024
 _JSON_CARRIES = {"item": frozenset(sync.ITEM_FIELDS) - {"raw"}, "event": frozenset(sync.EVENT_FIELDS) - {"raw"}}
 _CSV_CARRIES = {
     "item": frozenset({"status", "custom_id", "analysis_id", "video_name", "text", "import_source_uri"}),
-    "event": frozenset({"category", "label", "severity", "confidence", "ai_analysis", "t_start", "t_end",
-                        "thumbnail_url", "overlay", "metadata"}),  # fmt: skip
+    "event": frozenset(
+        {
+            "category",
+            "label",
+            "severity",
+            "confidence",
+            "ai_analysis",
+            "t_start",
+            "t_end",
+            "thumbnail_url",
+            "overlay",
+            "metadata",
+        }
+    ),  # fmt: skip
 }
 
 
@@ -330,8 +342,6 @@ class _JsonObjectStream:
                 continue
             self.pos = end
             return value
-
-
 
 
 # --- Event CSV (ours, the SDK's, the NomadicML web app's) ---------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-
 from functools import partial
 
 import pytest

@@ -14,7 +14,8 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path)
         parser.add_argument("--provider", choices=Provider.values)
         parser.add_argument(
-            "--batch-id", help="batch id of a file whose rows name none (TwelveLabs JSONL, web-app CSV; default: the file name)"
+            "--batch-id",
+            help="batch id of a file whose rows name none (TwelveLabs JSONL, web-app CSV; default: the file name)",
         )
         parser.add_argument(
             "--mode", choices=["time_based_metadata", "general"],
