@@ -269,7 +269,9 @@ def _merge_event(record: EventRecord, cached: Event, carried: frozenset[str]) ->
         if name not in carried:
             setattr(record, name, getattr(cached, name))
         elif name in ("overlay", "metadata"):
-            setattr(record, name, {**getattr(cached, name), **getattr(record, name)})
+            # Key by key; an equal value keeps its cached form (a CSV's 12.0 for a cached 12).
+            kept = getattr(cached, name)
+            setattr(record, name, kept | {k: v for k, v in getattr(record, name).items() if kept.get(k) != v})
     if cached.decided_at is not None and record.provider_approval == cached.approval:
         record.provider_approval = cached.provider_approval
 
