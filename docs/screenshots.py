@@ -61,6 +61,15 @@ def shoot(base: str) -> None:
         page.click("text=Review one by one")
         page.wait_for_selector("#card")
         page.screenshot(path=out / "review-mode.png")
+        # The provider's extra fields of an event: NomadicML overlay, TwelveLabs custom metadata.
+        page.goto(base + "/")
+        page.click("text=rr-2025-09-19-jaywalk")
+        page.locator("article.item").nth(0).screenshot(path=out / "event-overlay.png")
+        page.goto(base + "/")
+        page.click("text=68f4ddaf8aaa60d33df0e800")
+        page.locator("article.item", has=page.locator(".event-fields .timed")).first.screenshot(
+            path=out / "event-metadata.png"
+        )
         browser.close()
 
 

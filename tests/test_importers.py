@@ -311,3 +311,17 @@ def test_import_reads_uploads_without_loading_them_whole():
     run = importers.import_file(CountingBytesIO(jsonl(lines)), name="big.jsonl", batch_id="68f4ddaf8aaa60d33df0e808")
     assert run.outcome == SyncOutcome.SUCCEEDED
     assert Item.objects.count() == 2000
+
+
+def test_the_command_prints_the_same_json_shape_as_fetch_batch(tmp_path, capsys, tl_source, twelvelabs_fake):
+    from tests.fakes import twelvelabs as tl
+
+    twelvelabs_fake.add_batch(tl.TIMED_BATCH, tl.timed_lines())
+    call_command("fetch_batch", "tl", tl.TIMED_BATCH, "--json")
+    fetched = json.loads(capsys.readouterr().out)
+    path = tmp_path / f"{tl.TIMED_BATCH}.jsonl"
+    path.write_bytes(jsonl(tl.timed_lines()))
+    call_command("import_results", str(path), "--json")
+    imported = json.loads(capsys.readouterr().out)
+    assert imported.keys() == fetched.keys()
+    assert (imported["trigger"], imported["outcome"], imported["events_created"]) == ("import", "succeeded", 0)

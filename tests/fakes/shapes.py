@@ -55,18 +55,29 @@ def tl_timed_lines() -> list[dict]:
     return [
         _ready(tl_id(0xC10), json.dumps(TIMED_SEGMENTS)),
         # Upper-case status, and an error beside a ready result: a warning, without a code.
-        {**_ready(tl_id(0xC11), json.dumps({"incident": [{"start_time": 1, "end_time": 2, "metadata": {}}]})),
-         "status": "READY", "error": {"message": WARNING}},  # fmt: skip
-        {"task_id": tl_id(0xC12), "custom_id": "cam-3", "status": "canceled",
-         "error": {"code": "batch_expired", "message": "The batch expired before this task ran."}},  # fmt: skip
+        {
+            **_ready(tl_id(0xC11), json.dumps({"incident": [{"start_time": 1, "end_time": 2, "metadata": {}}]})),
+            "status": "READY",
+            "error": {"message": WARNING},
+        },  # fmt: skip
+        {
+            "task_id": tl_id(0xC12),
+            "custom_id": "cam-3",
+            "status": "canceled",
+            "error": {"code": "batch_expired", "message": "The batch expired before this task ran."},
+        },  # fmt: skip
     ]
 
 
 def tl_general_lines() -> list[dict]:
     # A response_format answer: JSON text whose lists even carry start_time/end_time.
     return [
-        _ready(tl_id(0xC20), json.dumps(JSON_ANSWER), finish_reason="length",
-               error={"code": "output_truncated", "message": TRUNCATED}),  # fmt: skip
+        _ready(
+            tl_id(0xC20),
+            json.dumps(JSON_ANSWER),
+            finish_reason="length",
+            error={"code": "output_truncated", "message": TRUNCATED},
+        ),  # fmt: skip
     ]
 
 
