@@ -75,6 +75,8 @@ def write_records(
     try:
         with transaction.atomic():
             batch = _upsert_batch(source, batch_record)
+            if file_name and source is None:
+                batch.imported_from = file_name[:255]  # the batch list names the file of an imported batch
             writer = _ChunkWriter(batch, run, batch_record)
             for record in records:
                 if isinstance(record, Malformed):

@@ -250,6 +250,7 @@ def test_a_nomadicml_web_app_csv_imports_with_every_row_kept(staff_client):
     assert run.outcome == SyncOutcome.SUCCEEDED, (run.error, run.malformed_lines)
     batch = run.batch
     assert (batch.provider, batch.provider_batch_id, batch.prompt) == ("nomadicml", "web-batch-7", "jaywalking")
+    assert batch.imported_from == "web-batch-7.csv"  # the batch list names the file
     v1 = batch.items.get(provider_item_id="v1")
     assert (v1.video_name, v1.analysis_id) == ("a.mp4", "an-1")
     bus, kid = v1.events.order_by("start_seconds")
