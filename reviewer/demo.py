@@ -22,6 +22,7 @@ TL_GENERAL_BATCH = "68f4ddaf8aaa60d33df0e7a1"
 NOMADIC_ASK_BATCH = "rr-2025-09-19-jaywalk"
 NOMADIC_AGENT_BATCH = "agent-2025-09-21-edge"
 NOMADIC_VIEWER = "https://app.nomadicml.com"
+DEMO_VIDEO = "/static/demo/street.mp4"  # 3 minutes, made with ffmpeg's testsrc2 (its clock shows the time)
 
 _INCIDENTS = [
     ("near miss", "high"), ("hard brake", "medium"), ("tailgating", "medium"),
@@ -181,7 +182,8 @@ def nomadic_ask() -> dict:
         results.append({
             "video_id": video_id, "analysis_id": f"an-{n + 1:04d}", "mode": "ask", "status": "completed",
             "video_name": f"sf-market-st-{n + 1:03d}.mp4",
-            "import_source_uri": f"s3://fleet-footage/2025-09-19/sf-market-st-{n + 1:03d}.mp4",
+            # A clip shipped with the app, so the demo plays a video at every event without any account.
+            "import_source_uri": DEMO_VIDEO,
             "summary": (f"{len(events)} jaywalking-related moment(s) near the intersection." if events
                         else "No jaywalking observed; light traffic."),
             "thumbnail_url": _thumb(n), "events": events,

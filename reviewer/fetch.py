@@ -14,9 +14,9 @@ import pickle
 import tempfile
 from collections.abc import Iterator
 
-from reviewer import sync
+from reviewer import media, sync
 from reviewer.crypto import KeyUnreadable
-from reviewer.models import Batch, Source, SyncRun, SyncState, SyncTrigger
+from reviewer.models import Batch, Source, SyncOutcome, SyncRun, SyncState, SyncTrigger
 from reviewer.providers.http import ProviderClient, ProviderError
 from reviewer.records import BatchRecord, ItemRecord, Malformed, RecordError
 
@@ -53,7 +53,10 @@ def fetch_batch(source: Source, batch_id: str, trigger: str = SyncTrigger.FETCH)
             return _record_unreachable(run, exc, batch)
         except RecordError as exc:
             return sync.record_failure(run, str(exc), batch=batch)
-        return sync.write_records(batch_record, records, trigger=trigger, source=source, skip_invalid=True)
+        run = sync.write_records(batch_record, records, trigger=trigger, source=source, skip_invalid=True)
+        if run.outcome == SyncOutcome.SUCCEEDED:
+            media.schedule_image_storage(run.batch)
+        return run
     except Exception:
         # A bug, not provider trouble: the batch must not stay "Syncing" forever.
         logger.exception("fetch of %s from source %s crashed", batch_id, source.name)

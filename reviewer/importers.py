@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from reviewer import csv_columns, sync
-from reviewer.models import Batch, Provider, SyncRun, SyncTrigger
+from reviewer import csv_columns, media, sync
+from reviewer.models import Batch, Provider, SyncOutcome, SyncRun, SyncTrigger
 from reviewer.providers import FILE_FORMAT_OWNER, JSONL_OWNER, adapter_for, wire
 from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError, StopRead
 from reviewer.timecodes import format_timestamp, parse_seconds
@@ -84,7 +84,7 @@ def import_file(
                 f"This is a {Provider(batch_record.provider).label} file, not {Provider(provider).label}."
             )
         target = _cached_batch(batch_record.provider, batch_record.provider_batch_id)
-        return sync.write_records(
+        run = sync.write_records(
             batch_record,
             _decode_guard(records),
             trigger=SyncTrigger.IMPORT,
@@ -92,6 +92,9 @@ def import_file(
             file_name=name,
             skip_invalid=skip_invalid,
         )
+        if run.outcome == SyncOutcome.SUCCEEDED:
+            media.schedule_image_storage(run.batch)
+        return run
     except RecordError as exc:
         return sync.record_failure(run, str(exc))
     finally:

@@ -15,6 +15,12 @@ from django.utils import timezone
 from reviewer import crypto, providers
 from reviewer.providers.base import Adapter
 
+
+def stored_image_url(name: str) -> str:
+    """The URL of an image stored by reviewer/media.py ('' for none), served behind the login."""
+    return reverse("stored_image", args=[name]) if name else ""
+
+
 # The provider names and labels, from the registry of adapters (reviewer/providers/__init__.py).
 Provider = models.TextChoices("Provider", [(name.upper(), (name, label)) for name, label in providers.CHOICES])
 
@@ -247,6 +253,16 @@ class Item(models.Model):
     position = models.PositiveIntegerField(default=0)  # order in the provider's results
     raw = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64)
+    # The playable video, asked of the provider on demand and cached until shortly
+    # before it expires (reviewer/media.py); never rewritten by a sync.
+    video_kind = models.CharField(max_length=8, blank=True)  # "hls" | "mp4"
+    video_url = models.CharField(max_length=2000, blank=True)
+    video_expires_at = models.DateTimeField(null=True, blank=True)
+    video_duration = models.FloatField(null=True, blank=True)
+    # The thumbnail stored through Django's storage, so the archive outlives the provider.
+    thumbnail_file = models.CharField(max_length=300, blank=True)  # a storage name
+    thumbnail_file_source = models.CharField(max_length=1000, blank=True)  # the URL it was downloaded from
+    thumbnail_attempts = models.PositiveSmallIntegerField(default=0)  # failed downloads since the last success
 
     class Meta:
         ordering = ["position", "id"]
@@ -274,6 +290,11 @@ class Item(models.Model):
     @property
     def has_results(self) -> bool:
         return self.status in providers.RESULT_ITEM_STATUSES
+
+    @property
+    def thumbnail(self) -> str:
+        """The image to show: the stored copy, else the provider's URL (pages pass it through safe_url)."""
+        return stored_image_url(self.thumbnail_file) or self.thumbnail_url
 
     @property
     def error_is_warning(self) -> bool:
@@ -315,6 +336,10 @@ class Event(models.Model):
     # decision made on a stale view is caught instead of silently overriding another's.
     revision = models.PositiveIntegerField(default=0)
     content_hash = models.CharField(max_length=64)
+    # The annotated thumbnail stored through Django's storage (see Item.thumbnail_file).
+    thumbnail_file = models.CharField(max_length=300, blank=True)
+    thumbnail_file_source = models.CharField(max_length=1000, blank=True)
+    thumbnail_attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["position", "id"]
@@ -337,6 +362,11 @@ class Event(models.Model):
     @property
     def approval_differs_from_provider(self) -> bool:
         return self.is_human_decided and self.approval != self.provider_approval
+
+    @property
+    def thumbnail(self) -> str:
+        """The image to show: the stored copy, else the provider's URL."""
+        return stored_image_url(self.thumbnail_file) or self.thumbnail_url
 
     @property
     def time_range(self) -> str:

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",  # runserver too serves static files through WhiteNoise (Range requests: videos seek)
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
@@ -127,6 +128,14 @@ STORAGES = {
     },
 }
 
+# Thumbnails stored so the archive outlives the provider (reviewer/media.py). The default
+# storage is the file system under MEDIA_ROOT; for S3 and others set STORAGES["default"]
+# to a django-storages backend. Served only to logged-in users, by the app itself.
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(BASE_DIR / "media"))
+# Downloads from addresses inside this network (loopback, private ranges) are refused
+# unless this is set: a provider's URL must not make the server fetch internal services.
+MEDIA_FETCH_PRIVATE_HOSTS = env_bool("MEDIA_FETCH_PRIVATE_HOSTS", False)
+
 # Uploaded result files above this size are refused (bytes).
 MAX_UPLOAD_SIZE = env_int("MAX_UPLOAD_SIZE", 200 * 1024 * 1024, minimum=1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
@@ -163,7 +172,10 @@ CONTENT_SECURITY_POLICY = {
         "script-src": [SELF],
         "style-src": [SELF],
         "img-src": [SELF, "https:", "http:", "data:"],
-        "connect-src": [SELF],
+        # Videos play from the providers' signed URLs: HLS through hls.js (its requests,
+        # and a blob: MediaSource) and MP4 natively.
+        "media-src": [SELF, "https:", "http:", "blob:"],
+        "connect-src": [SELF, "https:", "http:"],
         "form-action": [SELF],
         "frame-ancestors": [NONE],
         "base-uri": [SELF],

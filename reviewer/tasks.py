@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
 from django_tasks import task
 
-from reviewer import fetch
-from reviewer.models import Source, SyncTrigger
+from reviewer import fetch, media
+from reviewer.models import Batch, Source, SyncTrigger
 
 
 @task()
@@ -17,3 +18,19 @@ def sync_batch_task(source_id: int, batch_id: str, trigger: str = SyncTrigger.FE
     """
     source = Source.objects.get(pk=source_id)
     return fetch.fetch_batch(source, batch_id, trigger).as_dict()
+
+
+@task()
+def store_images_task(batch_id: int) -> dict:
+    """Store the batch's thumbnails (reviewer/media.py); failed ones are tried again later.
+
+    Returns the counts (stored as the task's result). A batch deleted meanwhile is no error.
+    """
+    batch = Batch.objects.filter(pk=batch_id).select_related("source").first()
+    if batch is None:
+        return {"stored": 0, "kept": 0, "failed": 0}
+    counts = media.store_images(batch)
+    if counts.failed:
+        retry_at = timezone.now() + media.IMAGE_RETRY_DELAY
+        store_images_task.using(run_after=retry_at).enqueue(batch_id)
+    return vars(counts)

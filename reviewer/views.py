@@ -13,9 +13,18 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
+from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict, StreamingHttpResponse
+from django.db.models import Count, F, Max, Q
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -23,7 +32,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from reviewer import exporters, fetch, filters, importers, review
+from reviewer import exporters, fetch, filters, importers, media, review
 from reviewer.crypto import KeyUnreadable
 from reviewer.models import Approval, Batch, Decision, Event, Provider, Source, SyncOutcome, SyncState
 from reviewer.providers.http import ProviderError
@@ -324,6 +333,69 @@ def bulk_confirm(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
+def event_media(request: HttpRequest, pk: int) -> JsonResponse:
+    """The event's playable video as JSON: ``{kind, url, start, end, expires_at, duration}``.
+
+    Asks the provider only when the item's cached URL is missing, about to expire, or
+    reported dead by the browser (``?refresh=1``). No video: ``{"error": …}`` with a 4xx
+    (503 while the provider is unreachable). Any logged-in user may watch.
+    """
+    event = get_object_or_404(Event.objects.select_related("item__batch__source"), pk=pk)
+    try:
+        answer = media.event_media(event, refresh=request.GET.get("refresh") == "1")
+    except media.NoVideo as exc:
+        response = JsonResponse({"error": exc.message}, status=exc.status)
+        if exc.status == 503:
+            response["Retry-After"] = "30"
+        return response
+    response = JsonResponse(answer)
+    response["Cache-Control"] = "private, no-store"  # signed URLs: never from a cache
+    return response
+
+
+@require_GET
+def event_pane(request: HttpRequest, pk: int) -> HttpResponse:
+    """The event detail pane of the batch page: the event, its video player and its video's timeline."""
+    event = get_object_or_404(Event.objects.select_related("item__batch", "decided_by"), pk=pk)
+    return render(request, "reviewer/_event_pane.html", _player_context(event))
+
+
+def _player_context(event: Event) -> dict:
+    """What the player and the timeline of ``event`` need (shared by the pane and review mode)."""
+    item, batch = event.item, event.item.batch
+    return {
+        "event": event,
+        "item": item,
+        "batch": batch,
+        "video_events": timeline_events(item),
+        "item_viewer_url": batch.adapter.item_viewer_url(batch, item),
+    }
+
+
+def timeline_events(item) -> list[Event]:
+    """The events of one video for its timeline, in time order (at most 500: a strip has no room for more)."""
+    return list(
+        item.events.order_by(F("start_seconds").asc(nulls_last=True), "position").only(
+            "id", "item_id", "start_seconds", "end_seconds", "approval", "label", "category"
+        )[:500]
+    )
+
+
+@require_GET
+def stored_image(request: HttpRequest, name: str) -> HttpResponse:
+    """A thumbnail stored by the worker (reviewer/media.py), for logged-in users only."""
+    if ".." in name.split("/") or not name.startswith("thumbs/"):
+        raise Http404("No such image.")
+    extension = name.rsplit(".", 1)[-1].lower()
+    content_type = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}.get(extension)
+    if content_type is None or not default_storage.exists(name):
+        raise Http404("No such image.")
+    response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+    response["Cache-Control"] = "private, max-age=86400"  # a stored name never changes content
+    return response
+
+
+@require_GET
 def event_history(request: HttpRequest, pk: int) -> HttpResponse:
     event = get_object_or_404(Event, pk=pk)
     decisions = event.decisions.select_related("user").order_by("-created_at", "-id")[:200]
@@ -378,8 +450,10 @@ def _focus_response(
 def _focus_context(request, batch_filter: filters.BatchFilter, event: Event | None, notice: str = "") -> dict:
     events = batch_filter.events()
     preload = _next_event(batch_filter, after=event, pending_only=True) if event else None
+    event = _event_for_row(event.pk) if event else None
     return {
-        "batch": batch_filter.batch, "filter": batch_filter, "event": _event_for_row(event.pk) if event else None,
+        **(_player_context(event) if event else {}),
+        "batch": batch_filter.batch, "filter": batch_filter, "event": event,
         "preload": preload, "notice": notice, "can_review": can_review(request.user),
         "pending_count": events.filter(approval=Approval.PENDING).count(), "total_count": events.count(),
     }  # fmt: skip

@@ -21,3 +21,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
         "REVIEWER_TEST_SQLITE", os.path.join(tempfile.gettempdir(), f"reviewer-test-{os.getpid()}.sqlite3")
     )
     DATABASES["default"]["TEST"] = {"NAME": _test_db}  # noqa: F405
+
+MEDIA_ROOT = tempfile.mkdtemp(prefix="reviewer-test-media-")
+MEDIA_FETCH_PRIVATE_HOSTS = True  # the provider fakes and their media live on 127.0.0.1

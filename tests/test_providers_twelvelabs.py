@@ -155,10 +155,10 @@ def test_it_reads_a_task_and_its_asset_thumbnail(twelvelabs_fake, client):
         "ready", TIMED_BATCH, "cam-1", asset_id, 125.4
     )  # fmt: skip
     assert task.completed_at.microsecond == 250000
-    assert client.get_asset(asset_id) == "https://cdn.example.com/t.jpg"
+    assert client.get_asset(asset_id).thumbnail_url == "https://cdn.example.com/t.jpg"
 
     twelvelabs_fake.assets[asset_id]["thumbnail"] = {"status": "processing"}
-    assert client.get_asset(asset_id) is None
+    assert client.get_asset(asset_id).thumbnail_url == ""
 
 
 def test_it_refuses_a_batch_that_breaks_the_contract(twelvelabs_fake, client):

@@ -35,6 +35,9 @@ URLS = {
     "batch_activity": ("GET", READ),
     "review_mode": ("GET", READ),
     "event_history": ("GET", READ),
+    "event_media": ("GET", READ),
+    "event_pane": ("GET", READ),
+    "stored_image": ("GET", READ),
     "batch_status": ("GET", READ),
     "batch_add": ("GET", ACTION),
     "batch_recent": ("GET", ACTION),
@@ -68,14 +71,24 @@ def admin_client(client, db):
 
 @pytest.fixture
 def batch(staff) -> Batch:
-    data = nomadic_analysis("rr-sec", [nomadic_result("v1", [nomadic_event(), nomadic_event(label="second")])])
-    run = import_bytes(json.dumps(data).encode(), "sec.json")
+    result = nomadic_result("v1", [nomadic_event(), nomadic_event(label="second")],
+                            import_source_uri="https://cdn.example.com/v1.mp4")  # fmt: skip
+    run = import_bytes(json.dumps(nomadic_analysis("rr-sec", [result])).encode(), "sec.json")
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    default_storage.save(STORED_IMAGE, ContentFile(b"\xff\xd8\xff\xe0 a stored thumbnail"))
     review.decide(run.batch.events.first(), "approved", staff)
     return run.batch
 
 
+STORED_IMAGE = "thumbs/security/item.jpg"
+
+
 def url_of(name: str, batch: Batch) -> str:
-    if name in ("event_decision", "event_history"):
+    if name == "stored_image":
+        return reverse(name, args=[STORED_IMAGE])
+    if name in ("event_decision", "event_history", "event_media", "event_pane"):
         return reverse(name, args=[batch.events.first().pk])
     if name == "batch_export":
         return reverse(name, args=[batch.pk, "csv"])

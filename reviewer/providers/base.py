@@ -9,11 +9,51 @@ one line in ``reviewer/providers/__init__.py``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from reviewer.records import BatchRecord, ItemRecord, Malformed
 
 RecordStream = Iterator[ItemRecord | Malformed]
+
+# How long a media URL without a stated expiry is trusted (providers sign them for minutes to hours).
+ASSUMED_URL_LIFETIME = timedelta(minutes=10)
+
+
+@dataclass
+class VideoLink:
+    """A playable video of an item: an HLS manifest or an MP4, usually signed and expiring."""
+
+    kind: str  # "hls" | "mp4"
+    url: str
+    expires_at: datetime | None  # None: does not expire
+    duration: float | None = None  # seconds, when the provider says
+
+
+class MediaUnavailable(Exception):
+    """The provider has no playable video for this item now (not ready, no asset): a message for people."""
+
+
+def url_expiry(url: str, now: datetime) -> datetime:
+    """When a signed URL stops working: its own ``Expires`` (CloudFront, GCS) or
+    ``X-Amz-Date`` + ``X-Amz-Expires`` (S3), else ``now`` + ASSUMED_URL_LIFETIME."""
+    query = {key.lower(): values[-1] for key, values in parse_qs(urlsplit(url).query).items()}
+    try:
+        if "expires" in query:
+            return datetime.fromtimestamp(int(query["expires"]), UTC)
+        if "x-amz-date" in query and "x-amz-expires" in query:
+            signed = datetime.strptime(query["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            return signed + timedelta(seconds=int(query["x-amz-expires"]))
+    except (ValueError, OverflowError, OSError):
+        pass
+    return now + ASSUMED_URL_LIFETIME
+
+
+def kind_of(url: str) -> str:
+    """ "hls" for an .m3u8 playlist, else "mp4" (what a <video> plays natively)."""
+    return "hls" if urlsplit(url).path.lower().endswith(".m3u8") else "mp4"
 
 
 class Adapter:
@@ -64,6 +104,20 @@ class Adapter:
 
     def mode_from_prompt(self, prompt: str) -> str:
         """The batch mode an event CSV implies (its rows carry only the prompt)."""
+        return ""
+
+    # --- Media: the video at an event, thumbnails, deep links ---------------------------
+
+    def video_link(self, client: Any, item: Any, now: datetime) -> VideoLink:
+        """The item's playable video; raises ProviderError or MediaUnavailable."""
+        raise MediaUnavailable(f"{self.label} offers no video to play.")
+
+    def thumbnail_source(self, client: Any, item: Any) -> str:
+        """The URL of the item's thumbnail to store ('' when none); raises ProviderError."""
+        return item.thumbnail_url
+
+    def item_viewer_url(self, batch: Any, item: Any) -> str:
+        """The provider's page for one item, '' when it has none (the batch viewer is used)."""
         return ""
 
     # --- The JSON export (``get_batch_analysis`` shape) and reading it back -------------

@@ -16,6 +16,8 @@ MAX_IDS = 100  # what the client promises per bulk request (the real server caps
 _ROUTES = [
     ("status", "GET", re.compile(r"^/api/batch/(?P<key>[^/]+)/status$")),
     ("bulk", "POST", re.compile(r"^/api/batch/(?P<key>[^/]+)/analyses/bulk$")),
+    ("signed_url", "POST", re.compile(r"^/api/video/(?P<key>[^/]+)/signed-url$")),
+    ("public_signed_url", "POST", re.compile(r"^/api/public/video/(?P<key>[^/]+)/signed-url$")),
 ]
 
 
@@ -67,6 +69,10 @@ class NomadicFake(FakeApp):
         self.batches: dict[str, dict] = {}  # batch id -> status answer without "videos"
         self.videos: dict[str, list[dict]] = {}  # batch id -> videos (see ``video``)
         self.bulk_sizes: list[int] = []  # ids per bulk request, in order
+        # video id -> a function of expires_in giving the signed URL (see tests/fakes/cdn.py)
+        self.video_urls: dict[str, Callable[[int], str]] = {}
+        self.signed_expiries: list[int] = []
+        self.public_signed_urls_only = False
 
     def add_batch(
         self, batch_id: str, videos: list[dict], *, kind: str = "rapid_review", status: str = "completed",
@@ -90,6 +96,21 @@ class NomadicFake(FakeApp):
 
     def unauthorized(self) -> Reply:
         return Reply.json({"detail": "Invalid API key"}, 401)
+
+    def _signed_url(self, request: Request, key: str) -> Reply:
+        if self.public_signed_urls_only:  # a newer server: only the /api/public/... path exists
+            return Reply.json({"detail": "Not Found"}, 404)
+        return self._public_signed_url(request, key)
+
+    def _public_signed_url(self, request: Request, key: str) -> Reply:
+        if key not in self.video_urls:
+            return Reply.json({"detail": f"Video {key} not found"}, 404)
+        body = request.json()
+        expires_in = body.get("expires_in") if isinstance(body, dict) else None
+        if not isinstance(expires_in, int) or expires_in <= 0:
+            return Reply.json({"detail": [{"loc": ["body", "expires_in"], "msg": "expected a positive integer"}]}, 422)
+        self.signed_expiries.append(expires_in)
+        return Reply.json({"url": self.video_urls[key](expires_in)})
 
     def _status(self, request: Request, key: str) -> Reply:
         if key not in self.batches:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from reviewer.providers.base import Adapter, RecordStream
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from reviewer.providers.base import Adapter, RecordStream, VideoLink
 from reviewer.providers.events import parse_approval
 from reviewer.providers.nomadicml.api import (
     ITEM_STATUSES,
@@ -44,6 +47,19 @@ class NomadicMLAdapter(Adapter):
     def open_batch(self, client: NomadicMLClient, batch_id: str) -> tuple[BatchRecord, RecordStream]:
         report = client.get_status(batch_id)
         return report.record, client.iter_results(batch_id, report.videos)
+
+    signed_url_seconds = 900  # what the SDK asks for; the page refreshes the URL before it runs out
+
+    def video_link(self, client: NomadicMLClient, item, now: datetime) -> VideoLink:
+        url = client.signed_video_url(item.provider_item_id, self.signed_url_seconds)
+        return VideoLink("mp4", url, now + timedelta(seconds=self.signed_url_seconds))
+
+    def item_viewer_url(self, batch, item) -> str:
+        """The web app's page of one analysed video (the web app's CSV calls it the Share Link)."""
+        viewer = urlsplit(batch.viewer_url or "")
+        if not (item.analysis_id and viewer.scheme in ("http", "https") and viewer.netloc):
+            return ""
+        return f"{viewer.scheme}://{viewer.netloc}/events/{item.provider_item_id}/{item.analysis_id}"
 
     def mode_from_prompt(self, prompt: str) -> str:
         return "ask" if prompt else ""  # only ask (rapid review) batches have a prompt

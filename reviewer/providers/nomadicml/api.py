@@ -329,6 +329,26 @@ class NomadicMLClient(ProviderClient):
                 except RecordError as exc:
                     yield Malformed(position, f"video {video.video_id}: {exc}")
 
+    # SDK 0.1.53 (private _get_signed_video_url): POST /api/video/{video_id}/signed-url
+    def signed_video_url(self, video_id: str, expires_in: int = 900) -> str:
+        """Return a browser-playable MP4 URL of the video, valid ``expires_in`` seconds; raises ProviderError.
+
+        Newer servers answer under ``/api/public/...``: asked when the first path is a 404.
+        """
+        if not is_valid_id(video_id):
+            raise ProviderError(f"{video_id!r} is not a NomadicML video id.", permanent=True)
+        what, body = f"video {video_id}", {"expires_in": expires_in}
+        try:
+            answer = self.post_json(self.url("api", "video", video_id, "signed-url"), body, what=what)
+        except ProviderError as exc:
+            if exc.status != 404:
+                raise
+            answer = self.post_json(self.url("api", "public", "video", video_id, "signed-url"), body, what=what)
+        url = answer.get("url") if isinstance(answer, dict) else None
+        if not isinstance(url, str) or not url:
+            raise ProviderError(f"{self.provider} sent a signed URL answer for {what} without a 'url'.")
+        return url
+
     def _entries(self, body: object, what: str) -> dict[str, dict]:
         analyses = body.get("analyses") if isinstance(body, dict) else None
         if not isinstance(analyses, list):

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from reviewer.providers import events as sdk_events
 from reviewer.providers import wire
-from reviewer.providers.base import Adapter, RecordStream
+from reviewer.providers.base import Adapter, MediaUnavailable, RecordStream, VideoLink, url_expiry
 from reviewer.providers.twelvelabs.api import (
     BATCH_STATUS,
     ITEM_STATUSES,
     MODE_GENERAL,
     MODE_TIME_BASED,
     PROVIDER,
+    AssetInfo,
     ModeUnknown,
     TaskInfo,
     TwelveLabsClient,
     is_valid_id,
-    parse_asset_thumbnail,
+    parse_asset,
     parse_batch,
     parse_lines,
     parse_result,
@@ -25,7 +28,7 @@ from reviewer.records import BatchRecord, ItemRecord, RecordError
 
 __all__ = [
     "ADAPTER", "BATCH_STATUS", "ITEM_STATUSES", "MODE_GENERAL", "MODE_TIME_BASED", "PROVIDER", "ModeUnknown",
-    "TaskInfo", "TwelveLabsClient", "is_valid_id", "parse_asset_thumbnail", "parse_batch", "parse_lines",
+    "TaskInfo", "TwelveLabsClient", "is_valid_id", "AssetInfo", "parse_asset", "parse_batch", "parse_lines",
     "parse_result", "parse_task",
 ]  # fmt: skip
 
@@ -61,6 +64,26 @@ class TwelveLabsAdapter(Adapter):
 
     def recent_batches(self, client: TwelveLabsClient, limit: int) -> list[BatchRecord]:
         return client.list_batches(page_limit=limit, max_pages=1)
+
+    def video_link(self, client: TwelveLabsClient, item, now: datetime) -> VideoLink:
+        """The task's asset's HLS stream: task -> video_source.asset_id -> asset."""
+        asset = self._asset(client, item)
+        if not asset.hls_url:
+            raise MediaUnavailable("TwelveLabs is still preparing this video's stream: try again in a minute.")
+        return VideoLink("hls", asset.hls_url, url_expiry(asset.hls_url, now), asset.duration)
+
+    def thumbnail_source(self, client: TwelveLabsClient, item) -> str:
+        # Results carry no thumbnail: the asset has one (a segment has none of its own).
+        try:
+            return item.thumbnail_url or self._asset(client, item).thumbnail_url
+        except MediaUnavailable:
+            return ""
+
+    def _asset(self, client: TwelveLabsClient, item):
+        task = client.get_task(item.provider_item_id)
+        if not task.asset_id:
+            raise MediaUnavailable("TwelveLabs names no video asset for this task.")
+        return client.get_asset(task.asset_id)
 
     def parse_jsonl(self, lines, mode: str) -> RecordStream:
         return parse_lines(lines, mode)

@@ -219,7 +219,7 @@ def parse_lines(lines: Iterable[bytes | str], mode: str) -> Iterator[ItemRecord 
 
 @dataclass
 class TaskInfo:
-    """What ``GET /analyze/tasks/{task_id}`` says of one task (its asset id leads to the thumbnail)."""
+    """What ``GET /analyze/tasks/{task_id}`` says of one task (its asset id leads to the video and thumbnail)."""
 
     task_id: str
     status: str
@@ -249,12 +249,26 @@ def parse_task(obj: object) -> TaskInfo:
     )
 
 
-def parse_asset_thumbnail(obj: object) -> str | None:
-    """Return the asset's thumbnail URL, or None while it is not ready; raises RecordError."""
-    thumbnail = wire.mapping(wire.require_object(obj, "asset"), "thumbnail")
-    if wire.text(thumbnail, "status") != "ready":
-        return None
-    return wire.text(thumbnail, "representative_url") or None
+@dataclass
+class AssetInfo:
+    """What ``GET /assets/{asset_id}`` says of a video: its HLS stream and thumbnail (both expiring)."""
+
+    hls_url: str = ""  # empty while the stream is not ready
+    thumbnail_url: str = ""  # empty while the thumbnail is not ready
+    duration: float | None = None
+    filename: str = ""
+
+
+def parse_asset(obj: object) -> AssetInfo:
+    """Return an AssetInfo; a URL whose status is not ``ready`` is left empty; raises RecordError."""
+    obj = wire.require_object(obj, "asset")
+    hls, thumbnail = wire.mapping(obj, "hls"), wire.mapping(obj, "thumbnail")
+    return AssetInfo(
+        hls_url=wire.text(hls, "manifest_url") if wire.text(hls, "status") == "ready" else "",
+        thumbnail_url=wire.text(thumbnail, "representative_url") if wire.text(thumbnail, "status") == "ready" else "",
+        duration=wire.number(obj, "duration"),
+        filename=wire.text(obj, "filename"),
+    )
 
 
 class TwelveLabsClient(ProviderClient):
@@ -322,11 +336,11 @@ class TwelveLabsClient(ProviderClient):
         return self._parsed(parse_task, self.get_json(self.url("analyze", "tasks", task_id), what=what), what)
 
     # https://docs.twelvelabs.io/v1.3/api-reference (Assets: "Retrieve an asset")
-    def get_asset(self, asset_id: str) -> str | None:
-        """Return the asset's thumbnail URL (expiring), or None while it is not ready."""
+    def get_asset(self, asset_id: str) -> AssetInfo:
+        """Return the asset's HLS stream and thumbnail URLs (expiring; empty while not ready)."""
         what = _check_id(asset_id, "asset")
         body = self.get_json(self.url("assets", asset_id), what=what)
-        return self._parsed(parse_asset_thumbnail, body, what)
+        return self._parsed(parse_asset, body, what)
 
     def _parsed(self, parse: Callable[[object], T], body: object, what: str) -> T:
         """Return ``parse(body)``; a body that breaks the contract is a ProviderError, not a crash."""
