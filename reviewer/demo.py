@@ -73,7 +73,7 @@ def twelvelabs_timed() -> tuple[dict, list[dict]]:
             continue
         segments = []
         for _ in range(0 if n == 6 else rng.randint(1, 4)):
-            start = rng.uniform(5, 600) if n != 4 else rng.uniform(3600, 4200)  # past one hour
+            start = rng.uniform(5, 170) if n != 4 else rng.uniform(3600, 4200)  # past one hour
             label, severity = rng.choice(_INCIDENTS)
             segment = {"start_time": round(start, 1), "end_time": round(start + rng.uniform(2, 9), 1),
                        "metadata": {"label": label, "severity": severity}}  # fmt: skip
@@ -236,8 +236,10 @@ def nomadic_agent() -> dict:
 
 
 def _with_thumbnail(index: int, record: ItemRecord) -> ItemRecord:
-    # TwelveLabs results carry no thumbnail (it comes from the asset API): use a demo image.
+    # TwelveLabs results carry no thumbnail (it comes from the asset API): use a demo image,
+    # and the demo clip as the video (a file import plays its item's source URI).
     record.thumbnail_url = _thumb(index)
+    record.import_source_uri = DEMO_VIDEO
     return record
 
 
