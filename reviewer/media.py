@@ -174,7 +174,7 @@ def _client_or_none(batch: Batch):
 def _store(row: Item | Event, url: str, stem: str, counts: StoredCounts) -> None:
     if not url or urlsplit(url).scheme not in ("http", "https"):
         return  # nothing to fetch (no image, or a path on this site such as the demo's)
-    if row.thumbnail_file and row.thumbnail_file_source == url:
+    if row.thumbnail_file and _same_file(row.thumbnail_file_source, url):
         counts.kept += 1
         return
     try:
@@ -184,12 +184,19 @@ def _store(row: Item | Event, url: str, stem: str, counts: StoredCounts) -> None
         logger.info("thumbnail %s not stored: %s", url[:200], exc)
         type(row).objects.filter(pk=row.pk).update(thumbnail_attempts=row.thumbnail_attempts + 1)
         return
-    name = default_storage.save(f"{stem}-{hashlib.sha1(url.encode()).hexdigest()[:10]}.{extension}",
+    path_digest = hashlib.sha1(urlsplit(url)._replace(query="", fragment="").geturl().encode()).hexdigest()[:10]
+    name = default_storage.save(f"{stem}-{path_digest}.{extension}",
                                 ContentFile(content))  # fmt: skip
     if row.thumbnail_file and row.thumbnail_file != name:
         default_storage.delete(row.thumbnail_file)  # the provider's image changed: the old copy goes
     type(row).objects.filter(pk=row.pk).update(thumbnail_file=name, thumbnail_file_source=url, thumbnail_attempts=0)
     counts.stored += 1
+
+
+def _same_file(stored_from: str, url: str) -> bool:
+    """Whether two URLs name the same file: signed URLs differ only in their query (the signature)."""
+    a, b = urlsplit(stored_from), urlsplit(url)
+    return (a.scheme, a.netloc, a.path) == (b.scheme, b.netloc, b.path)
 
 
 class ImageRefused(Exception):

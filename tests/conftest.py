@@ -165,3 +165,39 @@ def nomadic_source(db, nomadic_fake):
     source.set_api_key(NM_KEY)
     source.save()
     return source
+
+
+# --- Media: real video files (Debian's ffmpeg) behind a fake CDN on 127.0.0.1 ---
+
+
+@pytest.fixture(scope="session")
+def media_files(tmp_path_factory):
+    from tests.fakes.cdn import make_media
+
+    return make_media(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture
+def cdn(media_files):
+    from tests.fakes.cdn import CdnFake
+    from tests.fakes.server import FakeServer
+
+    with FakeServer(CdnFake(media_files)) as server:
+        server.app.base_url = server.url
+        yield server.app
+
+
+def give_tl_videos(twelvelabs_fake, cdn, task_ids: list[str], *, hls_ready: bool = True) -> None:
+    """Make each TwelveLabs task name an asset whose HLS stream and thumbnail the CDN serves."""
+    for n, task_id in enumerate(task_ids):
+        asset_id = f"{0xA5500 + n:024x}"
+        twelvelabs_fake.tasks[task_id] = {
+            "task_id": task_id, "status": "ready",
+            "video_source": {"type": "asset", "asset_id": asset_id, "system_metadata": {"duration": 20.0}},
+        }  # fmt: skip
+        twelvelabs_fake.assets[asset_id] = lambda n=n, asset_id=asset_id: {
+            "_id": asset_id, "status": "ready", "filename": f"cam{n}.mp4", "duration": 20.0,
+            "hls": {"status": "ready", "manifest_url": cdn.signed_url("hls/index.m3u8")}
+            if hls_ready else {"status": "processing"},
+            "thumbnail": {"status": "ready", "representative_url": cdn.signed_url("thumb.jpg", 3600)},
+        }  # fmt: skip

@@ -114,6 +114,10 @@
       if (this.hls) { this.hls.destroy(); this.hls = null; }
       const seekAndPlay = () => {
         video.currentTime = startAt;
+        video.addEventListener("seeked", () => {
+          // When the first frame at the starting point showed (measured by the browser tests).
+          this.firstFrame = this.firstFrame || { at: performance.now(), position: video.currentTime };
+        }, { once: true });
         if (media.duration && this.strip) layoutTimeline(this.strip, media.duration);
         else if (video.duration && this.strip) layoutTimeline(this.strip, video.duration);
         this.say("");
@@ -121,7 +125,8 @@
         this.render();
       };
       video.addEventListener("loadedmetadata", seekAndPlay, { once: true });
-      if (media.kind === "hls" && !video.canPlayType("application/vnd.apple.mpegurl") && window.Hls && window.Hls.isSupported()) {
+      // hls.js wherever Media Source Extensions exist (as its docs advise), native HLS (Safari) otherwise.
+      if (media.kind === "hls" && window.Hls && window.Hls.isSupported()) {
         // enableWorker off: the CSP allows no blob: workers.
         this.hls = new window.Hls({ enableWorker: false, startPosition: startAt });
         this.hls.on(window.Hls.Events.ERROR, (_, data) => { if (data.fatal) this.recover(); });
@@ -136,7 +141,8 @@
     recover() {
       if (this.recovering) return;
       this.recovering = true;
-      const position = this.video.currentTime || Math.max(0, this.start - PRE_ROLL);
+      // The element may have lost its position with its source: the last one seen playing counts.
+      const position = this.position ?? Math.max(0, this.start - PRE_ROLL);
       this.say("The video link expired: getting a fresh one…");
       this.load(true, position).finally(() => { this.recovering = false; });
     }
@@ -151,6 +157,7 @@
     bind() {
       const video = this.video;
       video.addEventListener("timeupdate", () => this.onTime());
+      video.addEventListener("seeked", () => { if (!this.recovering) this.position = video.currentTime; });
       video.addEventListener("play", () => this.render());
       video.addEventListener("pause", () => this.render());
       video.addEventListener("error", () => { if (this.media) this.recover(); });
@@ -171,6 +178,7 @@
 
     onTime() {
       const video = this.video;
+      if (!this.recovering && video.readyState >= 2) this.position = video.currentTime;
       if (!this.stopped && this.end > this.start && video.currentTime >= this.end) {
         if (this.loop) video.currentTime = this.start;
         else { video.pause(); this.stopped = true; }
@@ -229,7 +237,7 @@
 
     act(action) {
       const video = this.video;
-      if (action === "play") video.paused ? (this.stopped && this.seek(this.start), video.play().catch(() => {})) : video.pause();
+      if (action === "play") this.togglePlay();
       else if (action === "loop") { this.loop = !this.loop; localStorage.setItem("reviewer.loop", this.loop ? "1" : "0"); }
       else if (action === "sound") { video.muted = !video.muted; localStorage.setItem("reviewer.sound", video.muted ? "0" : "1"); }
       else if (action === "frame-back") { video.pause(); this.seek(video.currentTime - FRAME); }
@@ -240,6 +248,13 @@
       else if (action === "next-event") this.step(1);
       else if (action === "restart") { this.seek(this.start); video.play().catch(() => {}); }
       this.render();
+    }
+
+    togglePlay() {
+      const video = this.video;
+      if (!video.paused) { video.pause(); return; }
+      if (this.stopped) this.seek(this.start); // stopped at the event's end: play it again
+      video.play().catch(() => this.say("The browser refused to play: press Play."));
     }
 
     destroy() {
@@ -287,7 +302,7 @@
 
   // --- The detail pane of the batch page -------------------------------------------
 
-  async function openPane(eventId) {
+  async function openPane(eventId, event) {
     const pane = document.getElementById("event-pane");
     if (!pane || !eventId) return;
     const body = pane.querySelector("[data-pane-body]");
@@ -296,6 +311,8 @@
     const response = await fetch("/events/" + eventId + "/pane", { credentials: "same-origin", headers: { "HX-Request": "true" } });
     body.innerHTML = response.ok ? await response.text() : "<p class=\"alert alert-bad\">This event could not be opened (HTTP " + response.status + ").</p>";
     mount(body);
+    // The player takes the keyboard (space would press the button that opened the pane again).
+    if (event.target?.closest?.("button")) current?.root.focus({ preventScroll: true });
     document.querySelectorAll("tr.event.is-open").forEach((row) => row.classList.remove("is-open"));
     document.getElementById("event-" + eventId)?.classList.add("is-open");
   }
@@ -313,7 +330,7 @@
   document.addEventListener("click", (event) => {
     if (event.target.closest("[data-close-pane]")) { closePane(); return; }
     const opener = event.target.closest("[data-open-event]");
-    if (opener) { event.preventDefault(); openPane(opener.dataset.openEvent); return; }
+    if (opener) { event.preventDefault(); openPane(opener.dataset.openEvent, event); return; }
     const row = event.target.closest("#results tr.event");
     if (row && !event.target.closest("a, button, input, summary, details")) openPane(row.dataset.event);
     const mark = event.target.closest("#results [data-timeline] .mark");

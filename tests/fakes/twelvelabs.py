@@ -40,7 +40,7 @@ class TwelveLabsFake(FakeApp):
         self.batches: dict[str, dict] = {}
         self.results: dict[str, list[dict | str]] = {}  # a str line is sent as is (blank, malformed)
         self.tasks: dict[str, dict] = {}
-        self.assets: dict[str, dict] = {}
+        self.assets: dict[str, dict | Callable[[], dict]] = {}
 
     def add_batch(
         self, batch_id: str, lines: list[dict | str], *, mode: str = "time_based_metadata", status: str = "completed",
@@ -107,7 +107,8 @@ class TwelveLabsFake(FakeApp):
     def _asset(self, request: Request, key: str) -> Reply:
         if key not in self.assets:
             return error(404, "resource_not_exist", f"The asset {key} does not exist.")
-        return Reply.json(self.assets[key])
+        asset = self.assets[key]
+        return Reply.json(asset() if callable(asset) else asset)  # a function: freshly signed URLs each time
 
 
 # --- Two batches covering every item status, in both analysis modes ---

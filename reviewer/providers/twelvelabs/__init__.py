@@ -96,6 +96,8 @@ class TwelveLabsAdapter(Adapter):
         result = {key: item.raw[key] for key in _RESULT_KEYS if key in item.raw}
         result.setdefault("task_id", item.provider_item_id)
         result.setdefault("status", item.status)
+        if item.import_source_uri:  # ours, not the stream's: where a file import's video is
+            result["import_source_uri"] = item.import_source_uri
         return result
 
     def read_export_metadata(self, metadata: dict) -> BatchRecord:
@@ -109,6 +111,7 @@ class TwelveLabsAdapter(Adapter):
         result = wire.require_object(result, "result")
         record = parse_result({key: value for key, value in result.items() if key in _RESULT_KEYS}, batch.mode)
         record.thumbnail_url = wire.text(result, "thumbnail_url")
+        record.import_source_uri = wire.text(result, "import_source_uri")
         if "events" in result:
             exported = result["events"]
             if not isinstance(exported, list):
