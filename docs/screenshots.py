@@ -58,8 +58,16 @@ def shoot(base: str) -> None:
         page.locator("tr.event.is-focused").nth(0).wait_for()
         page.wait_for_timeout(500)
         page.screenshot(path=out / "batch-page.png")
+        # The event pane: the video at the event, its span on the bar, the video's timeline.
+        page.locator("tr.event button.watch").nth(2).click()
+        page.wait_for_function("() => window.reviewerPlayer && window.reviewerPlayer.firstFrame")
+        page.wait_for_timeout(1200)
+        page.screenshot(path=out / "batch-pane.png")
+        page.keyboard.press("Escape")
         page.click("text=Review one by one")
         page.wait_for_selector("#card")
+        page.wait_for_function("() => window.reviewerPlayer && window.reviewerPlayer.firstFrame")
+        page.wait_for_timeout(1200)
         page.screenshot(path=out / "review-mode.png")
         # The provider's extra fields of an event: NomadicML overlay, TwelveLabs custom metadata.
         page.goto(base + "/")
