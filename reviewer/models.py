@@ -12,7 +12,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from reviewer import crypto, providers
+from reviewer import crypto, providers, redaction
 from reviewer.providers.base import Adapter
 
 
@@ -70,12 +70,15 @@ class Source(models.Model):
         return providers.adapter_for(self.provider)
 
     def set_api_key(self, key: str) -> None:
+        redaction.remember(key)
         self.api_key_encrypted = crypto.encrypt(key)
         self.api_key_last4 = key[-4:]
 
     def get_api_key(self) -> str:
-        """Return the decrypted key; raises crypto.KeyUnreadable."""
-        return crypto.decrypt(self.api_key_encrypted)
+        """Return the decrypted key; raises crypto.KeyUnreadable. Messages are redacted of it from now on."""
+        key = crypto.decrypt(self.api_key_encrypted)
+        redaction.remember(key)
+        return key
 
     @property
     def masked_key(self) -> str:
@@ -440,6 +443,13 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_trigger_display()} {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+
+    def save(self, *args, **kwargs) -> None:
+        # Provider text reaches these fields: no form of a key is ever stored (reviewer/redaction.py).
+        self.error = redaction.redact(self.error)
+        for bad in self.malformed_lines:
+            bad["error"] = redaction.redact(bad.get("error", ""))
+        super().save(*args, **kwargs)
 
     def as_dict(self) -> dict:
         return {

@@ -18,6 +18,7 @@ from dataclasses import fields, is_dataclass, replace
 from django.db import connection, transaction
 from django.utils import timezone
 
+from reviewer import redaction
 from reviewer.models import (
     TERMINAL_ITEM_STATUSES,
     Batch,
@@ -106,7 +107,7 @@ def record_failure(run: SyncRun, error: str, *, batch: Batch | None = None, perm
         "events_created", "events_updated", "events_unchanged", "events_removed",
     ):  # fmt: skip
         setattr(run, counter, 0)
-    error = _without_nul(error)  # a garbage provider body can carry NULs
+    error = redaction.redact(_without_nul(error))  # a garbage body can carry NULs, or echo a key
     run.pk = None
     run.batch = batch
     run.outcome = SyncOutcome.FAILED

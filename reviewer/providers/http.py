@@ -22,6 +22,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from reviewer import redaction
+
 logger = logging.getLogger(__name__)
 
 # Module-level so every client shares them and tests can shorten them.
@@ -42,7 +44,6 @@ MESSAGE_LIMIT = 200  # characters of a provider's error text kept in a message
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error body read (a proxy page can be huge)
 MAX_LINE_BYTES = 64 * 1024 * 1024  # one streamed line longer than this is not a result
 STREAM_CHUNK = 64 * 1024
-MIN_SECRET_LENGTH = 8
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _SCRIPT = re.compile(r"<(script|style)[^>]*>.*?</\1>", re.IGNORECASE | re.DOTALL)
@@ -76,10 +77,8 @@ class ProviderError(Exception):
         # The key without surrounding whitespace: requests quotes a refused header value
         # with its newline escaped. A very short "key" (a test placeholder) is left
         # alone, it would garble words; real keys are long.
-        secret = secret.strip()
-        if len(secret) >= MIN_SECRET_LENGTH and secret in self.message:
-            self.message = self.message.replace(secret, "[redacted]")
-            self.args = (self.message,)
+        self.message = redaction.redact(self.message, [secret])
+        self.args = (self.message,)
         return self
 
 
@@ -178,7 +177,7 @@ class ProviderClient:
             logger.debug("%s %s -> %s", method, urlsplit(url).path, response.status_code)
             if response.status_code >= 400:
                 with response:
-                    raise error_from_response(response, provider=self.provider, what=what)
+                    raise error_from_response(response, provider=self.provider, what=what, secrets=[self._secret])
             return response
 
     def get_json(self, url: str, *, what: str, params: dict | None = None) -> object:
@@ -232,10 +231,16 @@ class ProviderClient:
                 yield pending.removesuffix(b"\r")
 
 
-def error_from_response(response: requests.Response, *, provider: str, what: str = "") -> ProviderError:
-    """Return the ProviderError for an answer with status >= 400, its body parsed in any shape."""
+def error_from_response(
+    response: requests.Response, *, provider: str, what: str = "", secrets: list[str] | tuple[str, ...] = ()
+) -> ProviderError:
+    """Return the ProviderError for an answer with status >= 400, its body parsed in any shape.
+
+    The body is redacted of ``secrets`` before it is parsed and cut (a cut could split a key).
+    """
     status = response.status_code
-    code, detail = parse_error_body(_read_capped(response), response.headers.get("Content-Type", ""))
+    body = _read_capped(response)
+    code, detail = parse_error_body(body, response.headers.get("Content-Type", ""), secrets=secrets)
     parts = " ".join(part for part in (f"HTTP {status}", code) if part)
     reason = f"({parts}{': ' + detail.rstrip('.') if detail else ''})"
     if status in (401, 403):
@@ -273,14 +278,16 @@ def error_from_exception(
     return ProviderError(message)
 
 
-def parse_error_body(body: bytes, content_type: str = "") -> tuple[str | None, str]:
+def parse_error_body(
+    body: bytes, content_type: str = "", *, secrets: list[str] | tuple[str, ...] = ()
+) -> tuple[str | None, str]:
     """Return (provider error code or None, readable text) from an error body of any shape.
 
     Understands TwelveLabs' flat ``{"code","message"}`` and nested ``{"error":{…}}``,
     FastAPI's ``{"detail": "…"}`` and ``{"detail": [{"loc","msg"}]}``, ``{"message"}``,
     ``{"error": "…"}``, plain text and HTML pages (their title, else their text).
     """
-    text = body.decode("utf-8", errors="replace").strip()
+    text = redaction.redact(body.decode("utf-8", errors="replace").strip(), secrets)
     if not text:
         return None, ""
     try:
