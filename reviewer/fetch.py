@@ -13,6 +13,9 @@ import logging
 import pickle
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from django.conf import settings
 
 from reviewer import media, sync
 from reviewer.crypto import KeyUnreadable
@@ -64,6 +67,28 @@ def fetch_batch(source: Source, batch_id: str, trigger: str = SyncTrigger.FETCH)
         raise
     finally:
         client.close()
+
+
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def auto_sync_due(batch: Batch, now: datetime) -> bool:
+    """Whether an unfinished fetched batch should be synced again now (the polled page, refresh_batches).
+
+    Not while a sync is queued or running, paused, gone upstream or finished. Otherwise
+    after AUTO_SYNC_SECONDS since the last attempt, doubled by every failure in a row
+    (at most MAX_BACKOFF): a wrong id or an outage is not asked about every few seconds.
+    """
+    if batch.source_id is None or batch.gone_upstream or batch.sync_paused or batch.is_terminal:
+        return False
+    if batch.sync_state not in (SyncState.IDLE, SyncState.FAILED):
+        return False
+    recent = list(batch.sync_runs.order_by("-started_at", "-id").values_list("started_at", "outcome")[:8])
+    if not recent:
+        return True
+    failures = next((n for n, (_, outcome) in enumerate(recent) if outcome != SyncOutcome.FAILED), len(recent))
+    wait = min(timedelta(seconds=settings.AUTO_SYNC_SECONDS) * 2**failures, MAX_BACKOFF)
+    return now - recent[0][0] >= wait
 
 
 def recent_batches(source: Source, limit: int = 20) -> list[BatchRecord]:

@@ -5,7 +5,6 @@ Every view needs a login (LoginRequiredMiddleware); actions check the role too.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import wraps
 
 from django import forms
@@ -38,6 +37,18 @@ from reviewer.models import Approval, Batch, Decision, Event, Provider, Source, 
 from reviewer.providers.http import ProviderError
 
 REVIEWER_GROUP = "reviewer"
+
+# A database id or count from a request: a Django field, not str.isdigit() ("²".isdigit() is true,
+# int("²") fails) and bounded, so a 30-digit value is no OverflowError in the database driver.
+_NUMBER = forms.IntegerField(min_value=0, max_value=2**63 - 1)
+
+
+def _number(value: str | None) -> int | None:
+    """``value`` as a non-negative integer, None when it is not one."""
+    try:
+        return _NUMBER.clean(value)
+    except forms.ValidationError:
+        return None
 
 
 def can_review(user) -> bool:
@@ -150,8 +161,8 @@ def batch_add(request: HttpRequest) -> HttpResponse:
 @reviewer_required
 def batch_recent(request: HttpRequest) -> HttpResponse:
     """The source's newest batches, loaded into the Add batch page (a provider call, so on demand)."""
-    source_id = request.GET.get("source", "")
-    source = Source.objects.filter(pk=source_id).first() if source_id.isdigit() else None
+    source_pk = _number(request.GET.get("source"))
+    source = Source.objects.filter(pk=source_pk).first() if source_pk is not None else None
     context = {"source": source, "records": [], "error": ""}
     if source is None:
         context["error"] = "Choose a source."
@@ -182,22 +193,10 @@ def batch_sync(request: HttpRequest, pk: int) -> HttpResponse:
 def batch_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled status panel; while a batch is unfinished and watched, it also re-syncs it."""
     batch = get_object_or_404(Batch.objects.select_related("source").with_last_decision(), pk=pk)
-    if (
-        batch.source_id
-        and not batch.is_terminal
-        and not batch.gone_upstream
-        and not batch.sync_paused
-        and batch.sync_state
-        in (
-            SyncState.IDLE,
-            SyncState.FAILED,
-        )
-    ):
-        due = batch.last_synced_at is None or timezone.now() - batch.last_synced_at >= timedelta(
-            seconds=settings.AUTO_SYNC_SECONDS
-        )
-        if due:
-            _enqueue_sync(batch)
+    # Only people who may change data make the server call the provider, and never more
+    # often than the auto-sync interval (longer after failures): a viewer's page just polls.
+    if can_review(request.user) and fetch.auto_sync_due(batch, timezone.now()):
+        _enqueue_sync(batch)
     return _status_fragment(request, batch)
 
 
@@ -235,7 +234,7 @@ def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
             request.POST.get("decision", ""),
             request.user,
             note=request.POST.get("note", "").strip()[:2000],
-            revision=int(revision) if revision.isdigit() else None,
+            revision=_number(revision),
         )
         outcome, notice = ("applied" if applied.changed else "unchanged"), ""
     except review.StaleEvent as exc:
@@ -270,18 +269,24 @@ def batch_decisions(request: HttpRequest, pk: int) -> HttpResponse:
     """Decide many events: the selected ones (``event``) or all matching the filter (``all_matching=1``)."""
     batch = get_object_or_404(Batch, pk=pk)
     decision = request.POST.get("decision", "")
-    expected = request.POST.get("expected_count", "")
+    expected = _number(request.POST.get("expected_count"))
     if request.POST.get("all_matching") == "1":
         batch_filter, form = filters.parse(request.POST, batch)
         if batch_filter is None:
             return _refuse(request, batch, form.error_message())
+        if expected is None:  # the count the person confirmed is what keeps a bulk action honest
+            return _refuse(request, batch, "The confirmed number of events is missing or not a number: nothing was "
+                                           "changed. Open the confirmation again.")  # fmt: skip
         events = batch_filter.events()
     else:
-        ids = [value for value in request.POST.getlist("event") if value.isdigit()]
+        values = request.POST.getlist("event")
+        ids = {_number(value) for value in values}
+        if None in ids:
+            return _refuse(request, batch, "That selection names something that is not an event: nothing was changed.")
         if not ids:
             return _refuse(request, batch, "Select at least one event first (x, or the checkboxes).")
         events = Event.objects.filter(pk__in=ids)
-        expected = expected or str(len(set(ids)))  # every selected event must still be in this batch
+        expected = len(ids)  # every selected event must still be in this batch
     try:
         applied = review.decide_many(
             batch,
@@ -289,7 +294,7 @@ def batch_decisions(request: HttpRequest, pk: int) -> HttpResponse:
             decision,
             request.user,
             note=request.POST.get("note", "").strip()[:2000],
-            expected_count=int(expected) if expected.isdigit() else None,
+            expected_count=expected,
         )
     except review.ReviewError as exc:
         return _refuse(request, batch, str(exc))
@@ -424,8 +429,8 @@ def review_mode(request: HttpRequest, pk: int) -> HttpResponse:
     if batch_filter is None:
         return _refuse(request, batch, form.error_message())
     event = None
-    event_id = request.GET.get("event", "")
-    if event_id.isdigit():
+    event_id = _number(request.GET.get("event"))
+    if event_id is not None:
         event = batch_filter.events().filter(pk=event_id).first()
         step = request.GET.get("step")
         if event is not None and step in ("next", "prev"):

@@ -15,7 +15,6 @@ from django.utils import timezone
 from reviewer.models import Batch, Event, SyncRun, SyncState
 from tests.fakes import nomadicml as nm
 from tests.fakes import twelvelabs as tl
-from tests.fakes.server import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -140,6 +139,7 @@ def test_the_status_panel_re_syncs_an_unfinished_batch_when_due(
 ):
     settings.AUTO_SYNC_SECONDS = 30
     Batch.objects.filter(pk=processing_batch.pk).update(last_synced_at=timezone.now() - timedelta(seconds=31))
+    SyncRun.objects.update(started_at=timezone.now() - timedelta(seconds=31))  # the last attempt
     twelvelabs_fake.add_batch(tl.TIMED_BATCH, tl.timed_lines(), status="completed")
     seen = "1"  # the page was rendered at an older sync
     response = reviewer_client.get(reverse("batch_status", args=[processing_batch.pk]), {"seen": seen})
@@ -157,56 +157,40 @@ def test_the_status_panel_does_not_re_sync_before_the_interval(reviewer_client, 
     assert "HX-Trigger" not in response and 'hx-trigger="every 3s"' in response.content.decode()
 
 
-def test_the_status_panel_of_a_viewer_polls_too_but_offers_no_sync_button(viewer_client, processing_batch, settings):
+def test_the_status_panel_of_a_viewer_polls_but_never_calls_the_provider(viewer_client, processing_batch, settings):
     settings.AUTO_SYNC_SECONDS = 0
-    response = viewer_client.get(reverse("batch_status", args=[processing_batch.pk]))
-    assert response.status_code == 200 and "Sync now" not in response.content.decode()
-    assert SyncRun.objects.count() == 2  # watching is reading; the refresh is the app's, not the viewer's
+    for _ in range(5):
+        response = viewer_client.get(reverse("batch_status", args=[processing_batch.pk]))
+        assert response.status_code == 200 and "Sync now" not in response.content.decode()
+    assert SyncRun.objects.count() == 1  # a read-only user's page polls the cache only
 
 
-def test_the_status_panel_never_re_syncs_a_finished_batch(reviewer_client, tl_source, twelvelabs_fake, settings):
+def test_a_wrong_batch_id_is_not_asked_about_again_by_polls(reviewer_client, tl_source, twelvelabs_fake, settings):
     from reviewer import fetch
 
     settings.AUTO_SYNC_SECONDS = 0
-    twelvelabs_fake.add_batch(tl.TIMED_BATCH, tl.timed_lines())
-    fetch.fetch_batch(tl_source, tl.TIMED_BATCH)
-    reviewer_client.get(reverse("batch_status", args=[Batch.objects.get().pk]))
-    assert SyncRun.objects.count() == 1
+    batch = Batch.objects.create(source=tl_source, provider="twelvelabs", provider_batch_id="0" * 24)
+    fetch.fetch_batch(tl_source, batch.provider_batch_id)  # 404: a wrong id will not mend by itself
+    for _ in range(20):
+        reviewer_client.get(reverse("batch_status", args=[batch.pk]))
+    assert SyncRun.objects.count() == 1 and twelvelabs_fake.calls_to("batch") == 1
 
 
-def test_the_status_panel_of_a_missing_batch_is_404(reviewer_client):
-    assert reviewer_client.get(reverse("batch_status", args=[999])).status_code == 404
+def test_failures_in_a_row_double_the_wait_before_the_next_automatic_sync(tl_source, twelvelabs_fake, settings):
+    from reviewer import fetch
 
-
-def test_the_picker_lists_the_sources_recent_batches(reviewer_client, tl_source, twelvelabs_fake):
-    twelvelabs_fake.add_batch(tl.TIMED_BATCH, tl.timed_lines(), created_at="2025-10-19T12:00:00Z")
-    twelvelabs_fake.add_batch(tl.GENERAL_BATCH, tl.general_lines(), mode="general", created_at="2025-10-20T08:00:00Z")
-    Batch.objects.create(source=tl_source, provider="twelvelabs", provider_batch_id=tl.TIMED_BATCH)
-    body = reviewer_client.get(reverse("batch_recent"), {"source": tl_source.pk}).content.decode()
-    assert body.index(tl.GENERAL_BATCH) < body.index(tl.TIMED_BATCH)  # newest first
-    assert body.count("Fetch</button>") == 1 and body.count("Sync again</button>") == 1
-    assert 'name="csrfmiddlewaretoken"' in body
-
-
-def test_the_picker_shows_a_provider_failure_readably(reviewer_client, tl_source, twelvelabs_fake):
-    twelvelabs_fake.inject("list", Reply(503, b"<html><h1>503 Service Unavailable</h1></html>",
-                                         {"Content-Type": "text/html"}), times=None)  # fmt: skip
-    response = reviewer_client.get(reverse("batch_recent"), {"source": tl_source.pk})
-    body = response.content.decode()
-    assert response.status_code == 200 and "Could not list the batches of tl" in body
-    assert "<h1>" not in body and tl_source.get_api_key() not in body
-
-
-def test_the_picker_explains_that_nomadicml_cannot_list(reviewer_client, nomadic_source, nomadic_fake):
-    body = reviewer_client.get(reverse("batch_recent"), {"source": nomadic_source.pk}).content.decode()
-    assert "NomadicML has no list of batches" in body and nomadic_fake.calls == []
-
-
-@pytest.mark.parametrize("query", [{}, {"source": "999"}, {"source": "abc"}])
-def test_the_picker_asks_for_a_source_when_none_or_a_wrong_one_is_given(reviewer_client, query):
-    response = reviewer_client.get(reverse("batch_recent"), query)
-    assert response.status_code == 200 and "Choose a source." in response.content.decode()
-
-
-def test_a_viewer_cannot_use_the_picker(viewer_client, tl_source):
-    assert viewer_client.get(reverse("batch_recent"), {"source": tl_source.pk}).status_code == 403
+    settings.AUTO_SYNC_SECONDS = 30
+    twelvelabs_fake.inject("batch", tl.error(503, "service_unavailable", "Down."), times=None)
+    batch = Batch.objects.create(source=tl_source, provider="twelvelabs", provider_batch_id=tl.TIMED_BATCH)
+    fetch.fetch_batch(tl_source, batch.provider_batch_id)
+    batch.refresh_from_db()
+    started = SyncRun.objects.get().started_at
+    assert not batch.sync_paused
+    assert not fetch.auto_sync_due(batch, started + timedelta(seconds=59))  # one failure: 2 x 30 s
+    assert fetch.auto_sync_due(batch, started + timedelta(seconds=61))
+    SyncRun.objects.create(batch=batch, trigger="refresh", outcome="failed", started_at=started)
+    assert not fetch.auto_sync_due(batch, started + timedelta(seconds=119))  # two in a row: 4 x 30 s
+    assert fetch.auto_sync_due(batch, started + timedelta(seconds=121))
+    for _ in range(10):
+        SyncRun.objects.create(batch=batch, trigger="refresh", outcome="failed", started_at=started)
+    assert fetch.auto_sync_due(batch, started + fetch.MAX_BACKOFF)  # never more than an hour apart
