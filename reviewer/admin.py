@@ -1,3 +1,5 @@
+from urllib.parse import urlsplit
+
 from django import forms
 from django.contrib import admin
 
@@ -20,12 +22,25 @@ class SourceForm(forms.ModelForm):
         cleaned = super().clean()
         if not self.instance.pk and not cleaned.get("api_key"):
             self.add_error("api_key", "An API key is required for a new source.")
+        elif self.instance.pk and not cleaned.get("api_key") and self._destination_changed(cleaned):
+            # The stored key must never be sent to a host (or provider) it was not given for.
+            self.add_error("api_key", "Enter the API key again: the provider or the host of the API base URL changed.")
         return cleaned
+
+    def _destination_changed(self, cleaned: dict) -> bool:
+        before = Source.objects.filter(pk=self.instance.pk).values("provider", "base_url").first() or {}
+        new_url = cleaned.get("base_url") or ""
+        return cleaned.get("provider") != before.get("provider") or _origin(new_url) != _origin(before.get("base_url"))
 
     def save(self, commit=True):
         if self.cleaned_data.get("api_key"):
             self.instance.set_api_key(self.cleaned_data["api_key"])
         return super().save(commit)
+
+
+def _origin(url: str | None) -> tuple[str, str]:
+    parts = urlsplit(url or "")
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 @admin.register(Source)

@@ -68,3 +68,48 @@ def test_it_refuses_an_invalid_source(db, monkeypatch, args, message):
     with pytest.raises(CommandError, match=message):
         run(*args, "--provider", "twelvelabs", "--api-key-env", "K")
     assert not Source.objects.exists()
+
+
+@pytest.fixture
+def admin_client(client, db):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("root", password="pw-root"))
+    return client
+
+
+@pytest.fixture
+def source(db):
+    source = Source(name="tl", provider="twelvelabs", base_url="https://api.twelvelabs.io/v1.3")
+    source.set_api_key("tlk_original_key_123456")
+    source.save()
+    return source
+
+
+def _save(admin_client, source, **changes):
+    data = {"name": source.name, "provider": source.provider, "base_url": source.base_url, "viewer_base_url": "",
+            "api_key": ""} | changes  # fmt: skip
+    return admin_client.post(f"/admin/reviewer/source/{source.pk}/change/", data)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"base_url": "https://collector.example.net/v1.3"},
+        {"base_url": "http://api.twelvelabs.io/v1.3"},
+        {"provider": "nomadicml"},
+    ],  # fmt: skip
+)
+def test_moving_a_source_to_another_host_or_provider_needs_the_key_again(admin_client, source, changes):
+    response = _save(admin_client, source, **changes)
+    assert response.status_code == 200 and "Enter the API key again" in response.content.decode()
+    assert Source.objects.get().base_url == "https://api.twelvelabs.io/v1.3"  # nothing saved
+    response = _save(admin_client, source, api_key="tlk_new_key_for_new_host", **changes)
+    assert response.status_code == 302
+    assert Source.objects.get().get_api_key() == "tlk_new_key_for_new_host"
+
+
+def test_a_new_path_on_the_same_host_keeps_the_key(admin_client, source):
+    response = _save(admin_client, source, base_url="https://api.twelvelabs.io/v1.4")
+    assert response.status_code == 302
+    assert Source.objects.get().get_api_key() == "tlk_original_key_123456"
