@@ -190,7 +190,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minim
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = env_int("PROXY_COUNT", 0, minimum=0) or None  # proxies in front that set X-Forwarded-For
+# Trusted reverse proxies in front that append to X-Forwarded-For: the client's address
+# for login throttling is then the PROXY_COUNT-th entry from the right (reviewer/client_ip.py).
+PROXY_COUNT = env_int("PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "reviewer.client_ip.client_ip"
 AXES_VERBOSE = False
 
 LOGGING = {

@@ -376,3 +376,35 @@ def test_event_admin_is_read_only(admin_client, batch):
     response = admin_client.post(reverse("admin:reviewer_event_change", args=[event.pk]), {"approval": "invalid"})
     assert response.status_code == 403
     assert Event.objects.get(pk=event.pk).approval == "approved"
+
+
+def _login(client, password: str, forwarded: str):
+    return client.post("/accounts/login/", {"username": "alice", "password": password},
+                       REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)  # fmt: skip
+
+
+def test_behind_a_proxy_a_lockout_is_per_client_address(client, staff, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.PROXY_COUNT = 1  # one proxy (10.0.0.1) that appends the client's address
+    for _ in range(3):
+        _login(client, "wrong", "203.0.113.5")
+    assert _login(client, "pw-alice", "203.0.113.5").status_code == 429
+    # Another client of the same proxy logs in: the proxy's address is not what was locked.
+    assert _login(Client(), "pw-alice", "198.51.100.7").status_code == 302
+
+
+def test_a_forged_forwarded_for_entry_cannot_lock_out_someone_else(client, staff, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.PROXY_COUNT = 1
+    for _ in range(3):  # the attacker claims to be 198.51.100.7; the proxy appends the real address
+        _login(client, "wrong", "198.51.100.7, 203.0.113.66")
+    assert _login(Client(), "pw-alice", "198.51.100.7").status_code == 302
+    assert _login(Client(), "pw-alice", "203.0.113.66").status_code == 429
+
+
+def test_without_proxies_the_forwarded_for_header_is_ignored(client, staff, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.PROXY_COUNT = 0
+    for n in range(3):  # a different claimed address each time: still one client, 10.0.0.1
+        _login(client, "wrong", f"203.0.113.{n}")
+    assert _login(Client(), "pw-alice", "198.51.100.7").status_code == 429
