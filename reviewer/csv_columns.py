@@ -134,6 +134,8 @@ def read_row(row: dict[str, str]) -> tuple[dict, dict, dict]:
     overlay: dict[str, dict] = {}
     extra: dict[str, str] = {}
     for name, cell in row.items():
+        if name is None:  # csv.DictReader's key for cells beyond the header
+            raise RecordError("more cells than header columns")
         cell = cell or ""
         column = _BY_NAME.get(name) or _ALIASES.get(name)
         if column is not None:

@@ -131,8 +131,8 @@ def detect_format(text: IO[str], provider: str | None = None) -> str:
     if stripped.startswith("{"):
         first_line = stripped.split("\n", 1)[0]
         try:
-            first = json.loads(first_line)
-        except json.JSONDecodeError:
+            first = wire.loads(first_line)
+        except (json.JSONDecodeError, RecordError):
             first = None
         if isinstance(first, dict) and "task_id" in first:
             return FORMAT_TWELVELABS_JSONL
@@ -144,7 +144,10 @@ def detect_format(text: IO[str], provider: str | None = None) -> str:
             "Unrecognized JSON: expected TwelveLabs results (one object per line with "
             "task_id) or a batch analysis (batch_metadata and results)."
         )
-    header = next(csv.reader(io.StringIO(stripped.split("\n", 1)[0])), [])
+    try:
+        header = next(csv.reader(io.StringIO(stripped.split("\n", 1)[0])), [])
+    except csv.Error:
+        header = []
     if not set(csv_columns.REQUIRED).issubset(column.strip() for column in header):
         raise RecordError(
             "Unrecognized file: expected TwelveLabs JSONL, a batch analysis JSON, or an event CSV "
@@ -185,20 +188,24 @@ def read_batch_json(text: IO[str]) -> tuple[BatchRecord, Iterator]:
     members = _JsonObjectStream(text).members(stream_key="results")
     batch_metadata = None
     pending: tuple | None = None
+    metadata_line = 1
     for member in members:
         if member[0] == "member" and member[1] == "batch_metadata":
-            batch_metadata = member[2]
+            batch_metadata, metadata_line = member[2], member[3]
         elif member[0] == "element":
             pending = member
             break
     if batch_metadata is None:
         raise RecordError("The file has no batch_metadata before its results.")
-    batch_metadata = wire.require_object(batch_metadata, "batch_metadata")
     try:
-        adapter = adapter_for(batch_metadata.get("provider") or FILE_FORMAT_OWNER.name)
-    except (KeyError, TypeError):
-        raise RecordError(f"Unknown provider {batch_metadata.get('provider')!r} in batch_metadata.") from None
-    batch_record = adapter.read_export_metadata(batch_metadata)
+        batch_metadata = wire.require_object(batch_metadata, "batch_metadata")
+        try:
+            adapter = adapter_for(batch_metadata.get("provider") or FILE_FORMAT_OWNER.name)
+        except (KeyError, TypeError):
+            raise RecordError(f"unknown provider {batch_metadata.get('provider')!r}") from None
+        batch_record = adapter.read_export_metadata(batch_metadata)
+    except RecordError as exc:
+        raise RecordError(f"Line {metadata_line}: batch_metadata: {exc}") from None
     batch_record.carried_item_fields = _JSON_CARRIES["item"]
     batch_record.carried_event_fields = _JSON_CARRIES["event"]
     batch_record.complete = not batch_metadata.get("export_filter")
@@ -251,7 +258,7 @@ class _JsonObjectStream:
         self.pos = 0
         self.line_base = 1  # line number of buf[0]
         self.eof = False
-        self.decoder = json.JSONDecoder()
+        self.decoder = wire.DECODER
 
     def members(self, stream_key: str) -> Iterator[tuple]:
         self._expect("{")
@@ -340,6 +347,10 @@ class _JsonObjectStream:
                     continue
                 line = self.line_base + self.buf.count("\n", 0, exc.pos)
                 raise RecordError(f"Invalid JSON on line {line}: {exc.msg}.") from None
+            except RecursionError:
+                raise RecordError(f"Invalid JSON on line {self._line()}: nested too deeply.") from None
+            except (ValueError, OverflowError) as exc:
+                raise RecordError(f"Invalid JSON on line {self._line()}: {exc}.") from None
             # A number at the very end of the buffer may continue in the next chunk.
             if end == len(self.buf) and not self.eof and self._fill():
                 continue
@@ -361,13 +372,18 @@ def read_event_csv(text: IO[str], default_batch_id: str, provider: str | None) -
     ID) and unknown columns are kept on the event, shown and exported as JSON.
     """
     reader = csv.DictReader(text)
-    if reader.fieldnames is None:
-        raise RecordError("The CSV file is empty.")
-    reader.fieldnames = [name.strip() for name in reader.fieldnames]
-    missing = [name for name in csv_columns.REQUIRED if name not in reader.fieldnames]
-    if missing:
-        raise RecordError(f"The CSV header lacks {', '.join(missing)}.")
-    rows = [(reader.line_num, row) for row in reader]  # grouped by video below: read whole
+    try:
+        if reader.fieldnames is None:
+            raise RecordError("The CSV file is empty.")
+        reader.fieldnames = [name.strip() for name in reader.fieldnames]
+        missing = [name for name in csv_columns.REQUIRED if name not in reader.fieldnames]
+        if missing:
+            raise RecordError(f"The CSV header lacks {', '.join(missing)}.")
+        rows = [(reader.line_num, row) for row in reader]  # grouped by video below: read whole
+    except csv.Error as exc:  # a cell over the csv module's 131,072-character limit, a NUL byte
+        raise RecordError(f"Line {reader.line_num + 1}: {exc}.") from None
+    except UnicodeDecodeError:
+        raise RecordError(f"The file is not UTF-8 text (line {reader.line_num + 1}).") from None
     if not rows:
         raise RecordError("The CSV file has a header but no rows: nothing to import.")
     has_batch_column = "Batch ID" in reader.fieldnames
@@ -379,7 +395,10 @@ def read_event_csv(text: IO[str], default_batch_id: str, provider: str | None) -
         FILE_FORMAT_OWNER.name,
     )
     adapter = adapter_for(provider)
-    first_values = csv_columns.read_row(rows[0][1])[0]
+    try:
+        first_values = csv_columns.read_row(rows[0][1])[0]
+    except RecordError as exc:
+        raise RecordError(f"Line {rows[0][0]}: {exc}") from None
     batch_record = BatchRecord(
         provider=provider,
         provider_batch_id=batch_id,

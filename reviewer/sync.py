@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, is_dataclass, replace
@@ -81,7 +82,7 @@ def write_records(
             writer = _ChunkWriter(batch, run, batch_record)
             for record in records:
                 if isinstance(record, Malformed):
-                    run.malformed_lines.append({"line": record.line, "error": _without_nul(record.error)})
+                    run.malformed_lines.append({"line": record.line, "error": _storable(record.error)})
                 else:
                     writer.add(record)
             writer.flush()
@@ -107,7 +108,7 @@ def record_failure(run: SyncRun, error: str, *, batch: Batch | None = None, perm
         "events_created", "events_updated", "events_unchanged", "events_removed",
     ):  # fmt: skip
         setattr(run, counter, 0)
-    error = redaction.redact(_without_nul(error))  # a garbage body can carry NULs, or echo a key
+    error = redaction.redact(_storable(error))  # a garbage body can carry NULs, or echo a key
     run.pk = None
     run.batch = batch
     run.outcome = SyncOutcome.FAILED
@@ -136,22 +137,26 @@ def event_keys(events: list[EventRecord]) -> Iterator[str]:
         yield base if count == 0 else f"{base}-{count}"
 
 
-def _without_nul(value):
-    """``value`` with every NUL character replaced by U+FFFD, in strings, dicts, lists and dataclasses.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
-    PostgreSQL's text and jsonb columns refuse NUL, which SQLite stores: one NUL in a
-    provider's label or error body failed the whole sync there. Replaced the same way
-    on every database, so both hold the same data. (Records are only rebuilt when their
-    JSON shows a NUL; see _ChunkWriter.add.)
+
+def _storable(value):
+    """``value`` with every NUL and lone surrogate replaced by U+FFFD, in strings, dicts, lists and dataclasses.
+
+    PostgreSQL's text and jsonb columns refuse NUL, which SQLite stores; no database
+    driver can encode a lone surrogate ("\\ud800" in JSON). One such character in a
+    provider's label or error body failed the whole sync. Replaced the same way on every
+    database, so both hold the same data. (Records are only rebuilt when their JSON
+    shows one; see _ChunkWriter.add.)
     """
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+        return {_storable(key): _storable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_without_nul(item) for item in value)
+        return type(value)(_storable(item) for item in value)
     if is_dataclass(value) and not isinstance(value, type):
-        return replace(value, **{f.name: _without_nul(getattr(value, f.name)) for f in fields(value)})
+        return replace(value, **{f.name: _storable(getattr(value, f.name)) for f in fields(value)})
     return value
 
 
@@ -210,7 +215,7 @@ def _copy_batch_fields(batch: Batch, record: BatchRecord) -> None:
     # Only what the record knows: a CSV re-import must not blank the prompt a JSON
     # import stored earlier.
     for name in _BATCH_FIELDS:
-        value = _without_nul(getattr(record, name))
+        value = _storable(getattr(record, name))
         if value not in ("", None, {}):
             setattr(batch, name, value)
     if record.status:
@@ -291,10 +296,14 @@ class _ChunkWriter:
 
     def add(self, record: ItemRecord) -> None:
         encoded = record.content_json()
-        if "\\u0000" in encoded:  # JSON always writes a NUL this way: clean only those records
-            record = _without_nul(record)
-            encoded = record.content_json()
-        self.buffer.append((self.position, record, hashlib.sha256(encoded.encode()).hexdigest()))
+        try:
+            data = encoded.encode()  # a lone surrogate cannot be encoded
+        except UnicodeEncodeError:
+            data = None
+        if data is None or "\\u0000" in encoded:  # JSON always writes a NUL this way: clean only those records
+            record = _storable(record)
+            data = record.content_json().encode()
+        self.buffer.append((self.position, record, hashlib.sha256(data).hexdigest()))
         self.position += 1
         if len(self.buffer) >= CHUNK_SIZE:
             self.flush()

@@ -7,6 +7,7 @@ import re
 
 from reviewer.records import RecordError
 
+MAX_SECONDS = 10 * 365 * 24 * 3600  # ten years of video: beyond it a time is an error, not a moment
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
 
 
@@ -20,24 +21,27 @@ def parse_seconds(value: object) -> float | None:
     if isinstance(value, bool):
         raise RecordError(f"time {value!r} is not a number or a timestamp")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise RecordError("time is out of range") from None
     elif isinstance(value, str):
         text = value.strip()
         if text.startswith("t="):
             text = text[2:]
         match = _CLOCK.match(text)
-        if match:
-            hours, minutes, secs = match.groups()
-            seconds = int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
-        else:
-            try:
+        try:
+            if match:
+                hours, minutes, secs = match.groups()
+                seconds = int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
+            else:
                 seconds = float(text)
-            except ValueError:
-                raise RecordError(f"time {value!r} is not a number or a timestamp") from None
+        except (ValueError, OverflowError):  # not a number, or 5,000 digits of one
+            raise RecordError(f"time {value[:40]!r} is not a number or a timestamp") from None
     else:
         raise RecordError(f"time {value!r} is not a number or a timestamp")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise RecordError(f"time {value!r} is out of range")
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
+        raise RecordError(f"time {str(value)[:40]!r} is out of range")
     return seconds
 
 

@@ -23,6 +23,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from reviewer import redaction
+from reviewer.providers import wire
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ class ProviderClient:
         with response, self.translated_errors():
             content = response.content
             try:
-                return json.loads(content)
+                return wire.loads(content)  # no NaN, no 5,000-digit numbers, no stack-deep nesting
             except (ValueError, UnicodeDecodeError):
                 content_type = response.headers.get("Content-Type", "unknown type")
                 _, detail = parse_error_body(content[:ERROR_BODY_LIMIT], content_type)
@@ -291,8 +292,8 @@ def parse_error_body(
     if not text:
         return None, ""
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = wire.loads(text)
+    except ValueError:  # not JSON (RecordError is one too: nested too deeply, NaN)
         data = None
     if data is not None:
         code, detail = _json_error(data)

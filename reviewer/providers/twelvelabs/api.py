@@ -117,8 +117,8 @@ def _is_json_object(output: str) -> bool:
     if not output.lstrip().startswith("{"):
         return False
     try:
-        return isinstance(json.loads(output), dict)
-    except json.JSONDecodeError:
+        return isinstance(wire.loads(output), dict)
+    except (json.JSONDecodeError, RecordError):
         return False
 
 
@@ -128,7 +128,7 @@ def _segments(output: str) -> list[EventRecord] | None:
     if not stripped.startswith("{"):
         return None
     try:
-        parsed = json.loads(output)
+        parsed = wire.loads(output)
     except json.JSONDecodeError:
         return None
     if not isinstance(parsed, dict) or not all(isinstance(v, list) for v in parsed.values()):
@@ -197,7 +197,7 @@ def parse_lines(lines: Iterable[bytes | str], mode: str) -> Iterator[ItemRecord 
         if not line.strip():
             continue  # blank lines are allowed in the stream
         try:
-            record = parse_result(json.loads(line), mode)
+            record = parse_result(wire.loads(line), mode)
         except StopRead:
             raise
         except UnicodeDecodeError:
