@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -29,6 +30,8 @@ FORMAT_BATCH_JSON = "batch-json"
 FORMAT_EVENT_CSV = "event-csv"
 
 _SNIFF_BYTES = 64 * 1024
+# The start of a TwelveLabs result line (its keys come in this order in the stream).
+_LOOKS_LIKE_RESULT = re.compile(r'^\{\s*"task_id"\s*:\s*"[0-9a-fA-F]{24}"')
 # What a file import writes over a cached copy; the rest (raw payloads, and for a CSV the
 # exact seconds, errors and tokens) stays as cached. None: everything.
 _JSON_CARRIES = {"item": frozenset(sync.ITEM_FIELDS) - {"raw"}, "event": frozenset(sync.EVENT_FIELDS) - {"raw"}}
@@ -136,6 +139,8 @@ def detect_format(text: IO[str], provider: str | None = None) -> str:
             first = None
         if isinstance(first, dict) and "task_id" in first:
             return FORMAT_TWELVELABS_JSONL
+        if first is None and "\n" not in head and _LOOKS_LIKE_RESULT.match(first_line):
+            return FORMAT_TWELVELABS_JSONL  # a first line longer than the sniffed part: a result all the same
         if '"batch_metadata"' in head or '"results"' in head:
             return FORMAT_BATCH_JSON
         if provider == JSONL_OWNER.name:
@@ -302,7 +307,9 @@ class _JsonObjectStream:
     def _fill(self) -> bool:
         if self.eof:
             return False
-        data = self.text.read(self._CHUNK)
+        # As much again as is pending: one huge record is read in a few doubling steps,
+        # each decode attempt on twice the text, not 64 KB more each time (quadratic).
+        data = self.text.read(max(self._CHUNK, len(self.buf) - self.pos))
         if not data:
             self.eof = True
             return False

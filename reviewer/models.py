@@ -256,6 +256,9 @@ class Item(models.Model):
     position = models.PositiveIntegerField(default=0)  # order in the provider's results
     raw = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64)
+    # The provider's last complete listing of the batch did not name this item: it is
+    # kept (with its decisions) and marked on the page; set by sync._mark_unlisted.
+    gone_upstream = models.BooleanField(default=False)
     # The playable video, asked of the provider on demand and cached until shortly
     # before it expires (reviewer/media.py); never rewritten by a sync.
     video_kind = models.CharField(max_length=8, blank=True)  # "hls" | "mp4"

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, is_dataclass, replace
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from reviewer import redaction
@@ -83,11 +83,15 @@ def write_records(
             for record in records:
                 if isinstance(record, Malformed):
                     run.malformed_lines.append({"line": record.line, "error": _storable(record.error)})
+                elif problem := _item_too_long(record):
+                    run.malformed_lines.append({"line": writer.position + 1, "error": problem})
                 else:
                     writer.add(record)
             writer.flush()
             if run.malformed_lines and not skip_invalid:
                 raise Refused(f"{len(run.malformed_lines)} malformed record(s); nothing was imported.")
+            if batch_record.complete:
+                _mark_unlisted(batch, writer.seen_item_ids)
             _finish_batch(batch, batch_record)
             run.batch = batch
             run.outcome = SyncOutcome.SUCCEEDED
@@ -203,12 +207,39 @@ def _find_batch(source: Source | None, record: BatchRecord) -> Batch | None:
 
 
 def _upsert_batch(source: Source | None, record: BatchRecord) -> Batch:
+    """The batch row, created if new, locked for this run: syncs and imports of one batch take turns.
+
+    Two first syncs of one new batch both find no row; the second insert then breaks the
+    unique constraint (PostgreSQL), so it waits for the first to commit and takes its row.
+    """
+    if problem := too_long(record, Batch, _BATCH_FIELDS + ("provider_batch_id",)):
+        raise RecordError(f"The batch's {problem}.")
     batch = _find_batch(source, record)
     if batch is None:
-        batch = Batch(source=source, provider=record.provider, provider_batch_id=record.provider_batch_id)
+        try:
+            with transaction.atomic():  # a savepoint: the conflict must not end the run's transaction
+                batch = Batch.objects.create(
+                    source=source, provider=record.provider, provider_batch_id=record.provider_batch_id
+                )
+        except IntegrityError:
+            batch = _find_batch(source, record)
+    batch = Batch.objects.select_for_update().get(pk=batch.pk)
     _copy_batch_fields(batch, record)
     batch.save()
     return batch
+
+
+def too_long(record, model, names) -> str:
+    """'<field> is longer than N characters' for the first text field of ``record`` over its column; else ''.
+
+    SQLite stores any length and PostgreSQL refuses: both refuse here, with the same message.
+    """
+    for name in names:
+        value = getattr(record, name, None)
+        limit = getattr(model._meta.get_field(name), "max_length", None)
+        if isinstance(value, str) and limit and len(value) > limit:
+            return f"{name.replace('_', ' ')} is longer than {limit} characters ({len(value):,})"
+    return ""
 
 
 def _copy_batch_fields(batch: Batch, record: BatchRecord) -> None:
@@ -234,6 +265,26 @@ def _finish_batch(batch: Batch, record: BatchRecord) -> None:
     batch.sync_paused = False
     batch.gone_upstream = False
     batch.save()
+
+
+def _item_too_long(record: ItemRecord) -> str:
+    what = f"{record.provider_item_id[:60]}: "
+    if problem := too_long(record, Item, ("provider_item_id", *ITEM_FIELDS)):
+        return what + problem
+    for index, event in enumerate(record.events):
+        if problem := too_long(event, Event, EVENT_FIELDS):
+            return f"{what}event {index}: {problem}"
+    return ""
+
+
+def _mark_unlisted(batch: Batch, seen: set[int]) -> None:
+    """Flag the cached items a complete listing no longer names (kept, decisions and all); unflag the rest."""
+    flagged = set(batch.items.filter(gone_upstream=True).values_list("pk", flat=True))
+    unlisted = set(batch.items.values_list("pk", flat=True)) - seen - flagged
+    back = flagged & seen
+    for ids, value in ((sorted(unlisted), True), (sorted(back), False)):
+        for start in range(0, len(ids), CHUNK_SIZE):
+            Item.objects.filter(pk__in=ids[start : start + CHUNK_SIZE]).update(gone_upstream=value)
 
 
 def _merge_cached(
@@ -291,6 +342,7 @@ class _ChunkWriter:
         self.batch = batch
         self.run = run
         self.batch_record = batch_record
+        self.seen_item_ids: set[int] = set()  # every item this run named (see _mark_unlisted)
         self.buffer: list[tuple[int, ItemRecord, str]] = []  # (position, record, content hash)
         self.position = 0
 
@@ -345,6 +397,8 @@ class _ChunkWriter:
             item.content_hash = digest
             changed.append((item, record, is_new))
         Item.objects.bulk_create(to_create)
+        self.seen_item_ids.update(item.pk for item in existing.values())
+        self.seen_item_ids.update(item.pk for item in to_create)
         _update_rows(Item, to_update, [*ITEM_FIELDS, "position", "content_hash"])
         self.run.items_created += len(to_create)
         self.run.items_updated += len(to_update)

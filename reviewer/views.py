@@ -43,6 +43,11 @@ REVIEWER_GROUP = "reviewer"
 _NUMBER = forms.IntegerField(min_value=0, max_value=2**63 - 1)
 
 
+def _note(request: HttpRequest) -> str:
+    """A decision's note: at most 2,000 characters, without NUL (which PostgreSQL cannot store)."""
+    return request.POST.get("note", "").replace("\x00", "").strip()[:2000]
+
+
 def _number(value: str | None) -> int | None:
     """``value`` as a non-negative integer, None when it is not one."""
     try:
@@ -233,7 +238,7 @@ def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
             event,
             request.POST.get("decision", ""),
             request.user,
-            note=request.POST.get("note", "").strip()[:2000],
+            note=_note(request),
             revision=_number(revision),
         )
         outcome, notice = ("applied" if applied.changed else "unchanged"), ""
@@ -293,7 +298,7 @@ def batch_decisions(request: HttpRequest, pk: int) -> HttpResponse:
             events,
             decision,
             request.user,
-            note=request.POST.get("note", "").strip()[:2000],
+            note=_note(request),
             expected_count=expected,
         )
     except review.ReviewError as exc:

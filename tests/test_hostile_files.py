@@ -91,7 +91,7 @@ HOSTILE = {
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_a_hostile_file_is_refused_with_a_reason_and_writes_nothing(name):
     data = HOSTILE[name]
-    run = import_bytes(data, "hostile.jsonl" if data[:1] != b"Q" else "hostile.csv", mode="general")
+    run = import_bytes(data, "hostile.jsonl" if data[:1] != b"Q" else "hostile.csv", mode="time_based_metadata")
     assert run.outcome == SyncOutcome.FAILED, name
     assert run.error or run.malformed_lines
     # Where it is: a malformed line's number, or a line (or the encoding) in the refusal.
