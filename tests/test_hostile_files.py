@@ -61,7 +61,7 @@ HOSTILE = {
         '{"task_id": "' + tl_id(1) + '", "status": "ready", "x": ' + "[" * DEEP + "]" * DEEP + "}\n"
     ).encode(),
     "deep later line": _tl_file("[" * DEEP + "]" * DEEP),
-    "deep inside data.data": jsonl([_segments_text("[" * DEEP + "]" * DEEP)]),
+    "deep inside data.data": jsonl([_segments_text('{"incident": ' + "[" * DEEP + "]" * DEEP + "}")]),
     "deep inside a result": _nm_text(
         '{"batch_metadata": {"batch_id": "b"}, "results": [' + "[" * DEEP + "]" * DEEP + "]}"
     ),
