@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 import pickle
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError, connections
+from django.utils import timezone
 
 from reviewer import media, sync
 from reviewer.crypto import KeyUnreadable
@@ -41,8 +44,13 @@ def fetch_batch(source: Source, batch_id: str, trigger: str = SyncTrigger.FETCH)
     """
     batch = Batch.objects.filter(source=source, provider_batch_id=batch_id).first()
     if batch is not None:
-        batch.sync_state = SyncState.RUNNING
-        batch.save(update_fields=["sync_state"])
+        batch.sync_state, batch.sync_heartbeat_at = SyncState.RUNNING, timezone.now()
+        batch.save(update_fields=["sync_state", "sync_heartbeat_at"])
+    with _Heartbeat(batch.pk if batch else None):
+        return _fetch(source, batch_id, batch, trigger)
+
+
+def _fetch(source: Source, batch_id: str, batch: Batch | None, trigger: str) -> SyncRun:
     run = SyncRun(trigger=trigger)
     try:
         client = make_client(source)
@@ -69,6 +77,41 @@ def fetch_batch(source: Source, batch_id: str, trigger: str = SyncTrigger.FETCH)
         client.close()
 
 
+class _Heartbeat:
+    """Renews the batch's ``sync_heartbeat_at`` every HEARTBEAT_SECONDS from a thread, while a sync runs.
+
+    Its own database connection: the sync's transaction is not involved. On SQLite a
+    renewal waits while the sync holds the write lock; a sync writing longer than the
+    lease may then look stalled, which at worst lets someone queue a redundant sync.
+    """
+
+    def __init__(self, batch_pk: int | None) -> None:
+        self.batch_pk = batch_pk
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name=f"sync-heartbeat-{batch_pk}")
+
+    def __enter__(self) -> _Heartbeat:
+        if self.batch_pk is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join(5)
+
+    def _beat(self) -> None:
+        try:
+            while not self.stop.wait(HEARTBEAT_SECONDS):
+                try:
+                    Batch.objects.filter(pk=self.batch_pk).update(sync_heartbeat_at=timezone.now())
+                except DatabaseError as exc:  # locked for a while: the next beat tries again
+                    logger.info("sync heartbeat of batch %s skipped: %s", self.batch_pk, exc)
+        finally:
+            connections.close_all()
+
+
+HEARTBEAT_SECONDS = 10.0
 MAX_BACKOFF = timedelta(hours=1)
 
 
@@ -81,7 +124,7 @@ def auto_sync_due(batch: Batch, now: datetime) -> bool:
     """
     if batch.source_id is None or batch.gone_upstream or batch.sync_paused or batch.is_terminal:
         return False
-    if batch.sync_state not in (SyncState.IDLE, SyncState.FAILED):
+    if batch.is_syncing:  # queued, or running with a live heartbeat
         return False
     recent = list(batch.sync_runs.order_by("-started_at", "-id").values_list("started_at", "outcome")[:8])
     if not recent:

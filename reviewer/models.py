@@ -7,6 +7,8 @@ touched by a sync. See ``reviewer/sync.py``.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -85,6 +87,10 @@ class Source(models.Model):
         return f"••••{self.api_key_last4}" if self.api_key_last4 else "—"
 
 
+# How long a running sync may go without renewing its heartbeat before it counts as dead.
+SYNC_LEASE = timedelta(seconds=60)
+
+
 class SyncState(models.TextChoices):
     IDLE = "idle", "Idle"
     QUEUED = "queued", "Queued"
@@ -137,6 +143,9 @@ class Batch(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     sync_state = models.CharField(max_length=16, choices=SyncState.choices, default=SyncState.IDLE)
+    # Renewed every few seconds by the process running a sync (fetch._Heartbeat): a sync
+    # whose heartbeat stopped (its worker was killed) no longer blocks the batch.
+    sync_heartbeat_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     # The last sync failed in a way a retry cannot mend (a refused key, a wrong id):
     # automatic re-syncs stop until someone syncs by hand or a sync succeeds.
@@ -178,7 +187,15 @@ class Batch(models.Model):
 
     @property
     def is_syncing(self) -> bool:
-        return self.sync_state in (SyncState.QUEUED, SyncState.RUNNING)
+        return self.sync_state in (SyncState.QUEUED, SyncState.RUNNING) and not self.sync_stalled
+
+    @property
+    def sync_stalled(self) -> bool:
+        """A sync marked running whose process stopped renewing its heartbeat (killed, or the machine died)."""
+        if self.sync_state != SyncState.RUNNING:
+            return False
+        beat = self.sync_heartbeat_at
+        return beat is None or timezone.now() - beat > SYNC_LEASE
 
     @property
     def needs_watching(self) -> bool:

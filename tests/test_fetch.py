@@ -19,7 +19,14 @@ from tests.fakes import nomadicml as nm
 from tests.fakes import twelvelabs as tl
 from tests.fakes.server import FakeApp, Reply, cut_after, delayed, stall_after
 
-_VOLATILE_BATCH_FIELDS = {"sync_state", "last_error", "last_synced_at", "gone_upstream", "sync_paused"}
+_VOLATILE_BATCH_FIELDS = {
+    "sync_state",
+    "last_error",
+    "last_synced_at",
+    "gone_upstream",
+    "sync_paused",
+    "sync_heartbeat_at",
+}
 
 
 @dataclass
