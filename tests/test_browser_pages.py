@@ -55,7 +55,9 @@ def test_no_page_breaks_the_content_security_policy(logged_in_page, live_server)
         "/admin/", "/admin/reviewer/source/add/", "/admin/reviewer/batch/", f"/admin/reviewer/batch/{batch.pk}/change/",
     ]:  # fmt: skip
         page.goto(live_server.url + path)
-        page.wait_for_load_state("networkidle")
+        # "load", not "networkidle": review mode streams its video, which may keep the network busy.
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(300)  # scripts run after load (the player asks for its video)
     page.goto(live_server.url + batch.get_absolute_url())
     page.keyboard.press("j")
     page.keyboard.press("a")  # an htmx swap with out-of-band parts
