@@ -27,7 +27,7 @@ run: install
 	$(PY) manage.py load_demo
 	$(PY) manage.py ensure_local_user
 	@echo "Serving the dashboard on http://$(HOST):$(PORT)/ (and a background-sync worker)"
-	@$(PY) manage.py db_worker & worker=$$!; \
+	@$(PY) manage.py worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

@@ -10,10 +10,7 @@ what it had.
 from __future__ import annotations
 
 import logging
-import pickle
-import tempfile
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -24,7 +21,7 @@ from reviewer import media, sync
 from reviewer.crypto import KeyUnreadable
 from reviewer.models import Batch, Source, SyncOutcome, SyncRun, SyncState, SyncTrigger
 from reviewer.providers.http import ProviderClient, ProviderError
-from reviewer.records import BatchRecord, ItemRecord, Malformed, RecordError
+from reviewer.records import BatchRecord, RecordError
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +56,7 @@ def _fetch(source: Source, batch_id: str, batch: Batch | None, trigger: str) -> 
     try:
         try:
             batch_record, stream = source.adapter.open_batch(client, batch_id)
-            records = _spooled(stream)
+            records = sync.spooled(stream)
         except ProviderError as exc:
             return _record_unreachable(run, exc, batch)
         except RecordError as exc:
@@ -157,35 +154,6 @@ def summary(run: SyncRun) -> str:
         f"{run.events_unchanged} unchanged, {run.events_removed} removed"
         + (f"; {len(run.malformed_lines)} malformed line(s) skipped" if run.malformed_lines else "")
     )
-
-
-def _spooled(stream: Iterator[ItemRecord | Malformed]) -> Iterator[ItemRecord | Malformed]:
-    """Read the whole provider stream into a temporary file, then replay it.
-
-    The sync's write transaction then lasts as long as the database work, not as long
-    as the download: on SQLite a reviewer's decision would otherwise wait for a slow
-    provider. Memory stays flat (one record at a time); a stream that breaks raises
-    here, before anything is written.
-    """
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _replay, or below on failure)
-    try:
-        for record in stream:
-            pickle.dump(record, spool, protocol=pickle.HIGHEST_PROTOCOL)
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    return _replay(spool)
-
-
-def _replay(spool) -> Iterator[ItemRecord | Malformed]:
-    # Only our own records, written just above by this process, are unpickled.
-    with spool:
-        while True:
-            try:
-                yield pickle.load(spool)
-            except EOFError:
-                return
 
 
 def _record_unreachable(run: SyncRun, exc: ProviderError, batch: Batch | None) -> SyncRun:

@@ -62,8 +62,12 @@ def import_file(
     batch_id: str | None = None,
     mode: str | None = None,
     skip_invalid: bool = False,
+    run: SyncRun | None = None,
 ) -> SyncRun:
     """Import one results file; returns the saved SyncRun (check ``outcome``).
+
+    The whole file is read and checked before the write transaction opens (reviewers'
+    decisions do not wait for the parsing). ``run``: the queued import's SyncRun to complete.
 
     ``binary`` must be seekable (a file on disk or an upload). The format is detected
     from the content; ``provider`` narrows the choice. ``batch_id`` names the batch of a
@@ -71,7 +75,7 @@ def import_file(
     file's stem. ``mode`` is a TwelveLabs batch's analysis mode, needed for a JSONL file
     of a batch not cached yet whose answers are JSON.
     """
-    run = SyncRun(trigger=SyncTrigger.IMPORT, file_name=name[:255])
+    run = run or SyncRun(trigger=SyncTrigger.IMPORT, file_name=name[:255])
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
     default_id = batch_id or Path(name).stem
     try:
@@ -87,13 +91,15 @@ def import_file(
                 f"This is a {Provider(batch_record.provider).label} file, not {Provider(provider).label}."
             )
         target = _cached_batch(batch_record.provider, batch_record.provider_batch_id)
+        parsed = sync.spooled(_decode_guard(records))
         run = sync.write_records(
             batch_record,
-            _decode_guard(records),
+            parsed,
             trigger=SyncTrigger.IMPORT,
             source=target.source if target else None,
             file_name=name,
             skip_invalid=skip_invalid,
+            run=run,
         )
         if run.outcome == SyncOutcome.SUCCEEDED:
             media.schedule_image_storage(run.batch)

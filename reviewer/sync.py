@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, is_dataclass, replace
@@ -65,15 +67,18 @@ def write_records(
     source: Source | None = None,
     file_name: str = "",
     skip_invalid: bool = False,
+    run: SyncRun | None = None,
 ) -> SyncRun:
     """Write a batch and its items; returns the saved SyncRun (check ``outcome``).
+
+    ``run``: a SyncRun saved earlier (an import waiting in the queue) to complete, else a new one.
 
     ``records`` may be a lazy stream; it is consumed once. A RecordError or a
     ProviderError (a provider stream that broke, a failed chunk) raised while
     iterating, or any Malformed record when ``skip_invalid`` is false, rolls the whole
     run back.
     """
-    run = SyncRun(trigger=trigger, file_name=file_name[:255])
+    run = run or SyncRun(trigger=trigger, file_name=file_name[:255])
     try:
         with transaction.atomic():
             batch = _upsert_batch(source, batch_record)
@@ -102,6 +107,35 @@ def write_records(
         return record_failure(run, str(exc), batch=_find_batch(source, batch_record))
 
 
+def spooled(stream: Iterator[ItemRecord | Malformed]) -> Iterator[ItemRecord | Malformed]:
+    """Read the whole stream (a provider's download, a file being parsed) into a temporary file, then replay it.
+
+    The write transaction then lasts as long as the database work, not as long as the
+    download or the parsing: on SQLite a reviewer's decision would otherwise wait for a
+    slow provider or a big file. Memory stays flat (one record at a time); a stream that
+    breaks, or a file that cannot be read, raises here, before anything is written.
+    """
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _replay, or below on failure)
+    try:
+        for record in stream:
+            pickle.dump(record, spool, protocol=pickle.HIGHEST_PROTOCOL)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return _replay(spool)
+
+
+def _replay(spool) -> Iterator[ItemRecord | Malformed]:
+    # Only our own records, written just above by this process, are unpickled.
+    with spool:
+        while True:
+            try:
+                yield pickle.load(spool)
+            except EOFError:
+                return
+
+
 def record_failure(run: SyncRun, error: str, *, batch: Batch | None = None, permanent: bool = False) -> SyncRun:
     """Save ``run`` as failed (with zeroed counts: nothing was written) and flag the batch.
 
@@ -113,7 +147,8 @@ def record_failure(run: SyncRun, error: str, *, batch: Batch | None = None, perm
     ):  # fmt: skip
         setattr(run, counter, 0)
     error = redaction.redact(_storable(error))  # a garbage body can carry NULs, or echo a key
-    run.pk = None
+    if run.pk is not None and not SyncRun.objects.filter(pk=run.pk).exists():
+        run.pk = None  # saved inside the transaction that was rolled back
     run.batch = batch
     run.outcome = SyncOutcome.FAILED
     run.error = error

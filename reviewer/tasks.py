@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from django.core.files.storage import default_storage
 from django.utils import timezone
 from django_tasks import task
 
-from reviewer import fetch, media
-from reviewer.models import Batch, Source, SyncTrigger
+from reviewer import fetch, importers, media
+from reviewer.models import Batch, Source, SyncRun, SyncTrigger
 
 
 @task()
@@ -34,3 +35,18 @@ def store_images_task(batch_id: int) -> dict:
         retry_at = timezone.now() + media.IMAGE_RETRY_DELAY
         store_images_task.using(run_after=retry_at).enqueue(batch_id)
     return vars(counts)
+
+
+@task()
+def import_file_task(run_id: int, stored_name: str, options: dict) -> dict:
+    """Import an uploaded file saved in storage (the Import page), completing its queued SyncRun.
+
+    The upload is deleted afterwards, whatever the outcome: the SyncRun keeps the result.
+    """
+    run = SyncRun.objects.get(pk=run_id)
+    try:
+        with default_storage.open(stored_name, "rb") as binary:
+            run = importers.import_file(binary, name=run.file_name, run=run, **options)
+    finally:
+        default_storage.delete(stored_name)
+    return run.as_dict()

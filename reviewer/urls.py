@@ -23,6 +23,7 @@ urlpatterns = [
     path("events/<int:pk>/pane", views.event_pane, name="event_pane"),
     path("images/<path:name>", views.stored_image, name="stored_image"),
     path("import/", views.import_results, name="import_results"),
+    path("imports/<int:pk>/", views.import_status, name="import_status"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

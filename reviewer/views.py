@@ -5,6 +5,7 @@ Every view needs a login (LoginRequiredMiddleware); actions check the role too.
 
 from __future__ import annotations
 
+import uuid
 from functools import wraps
 
 from django import forms
@@ -14,6 +15,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, F, Max, Q
 from django.http import (
     FileResponse,
@@ -31,9 +33,20 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from reviewer import exporters, fetch, filters, importers, media, review
+from reviewer import exporters, fetch, filters, media, review
 from reviewer.crypto import KeyUnreadable
-from reviewer.models import Approval, Batch, Decision, Event, Provider, Source, SyncOutcome, SyncState
+from reviewer.models import (
+    Approval,
+    Batch,
+    Decision,
+    Event,
+    Provider,
+    Source,
+    SyncOutcome,
+    SyncRun,
+    SyncState,
+    SyncTrigger,
+)
 from reviewer.providers.http import ProviderError
 
 REVIEWER_GROUP = "reviewer"
@@ -591,23 +604,45 @@ class ImportForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 @reviewer_required
 def import_results(request: HttpRequest) -> HttpResponse:
+    """The upload is saved and imported by the background worker; the page then follows its progress."""
     form = ImportForm(request.POST or None, request.FILES or None)
-    run = None
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        run = importers.import_file(
-            upload.file,
-            name=upload.name,
-            provider=form.cleaned_data["provider"] or None,
-            batch_id=form.cleaned_data["batch_id"] or None,
-            mode=form.cleaned_data["mode"] or None,
-            skip_invalid=form.cleaned_data["skip_invalid"],
-        )
-        if run.outcome == SyncOutcome.SUCCEEDED:
-            messages.success(request, _import_summary(run))
-            return redirect(run.batch)
+        run = _queue_import(form)
+        return redirect("import_status", run.pk)
     status = 400 if request.method == "POST" else 200
-    return render(request, "reviewer/import.html", {"form": form, "run": run}, status=status)
+    return render(request, "reviewer/import.html", {"form": form}, status=status)
+
+
+def _queue_import(form: ImportForm) -> SyncRun:
+    from reviewer.tasks import import_file_task
+
+    upload = form.cleaned_data["file"]
+    run = SyncRun.objects.create(trigger=SyncTrigger.IMPORT, file_name=upload.name[:255], outcome=SyncOutcome.RUNNING)
+    stored = default_storage.save(f"uploads/{run.pk}-{uuid.uuid4().hex}.upload", upload)
+    options = {
+        "provider": form.cleaned_data["provider"] or None,
+        "batch_id": form.cleaned_data["batch_id"] or None,
+        "mode": form.cleaned_data["mode"] or None,
+        "skip_invalid": form.cleaned_data["skip_invalid"],
+    }
+    transaction.on_commit(lambda: import_file_task.enqueue(run.pk, stored, options))
+    return run
+
+
+@require_GET
+@reviewer_required
+def import_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """An import's progress (polled while the worker runs it), then its result."""
+    run = get_object_or_404(SyncRun.objects.select_related("batch"), pk=pk, trigger=SyncTrigger.IMPORT)
+    if run.outcome == SyncOutcome.SUCCEEDED and run.batch is not None:
+        messages.success(request, _import_summary(run))
+        if request.htmx:
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = run.batch.get_absolute_url()
+            return response
+        return redirect(run.batch)
+    template = "reviewer/import_status.html" + ("#progress" if request.htmx else "")
+    return render(request, template, {"run": run, "form": ImportForm()})
 
 
 def _import_summary(run) -> str:

@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.html import escape
 
 from reviewer import fetch, review
-from reviewer.models import Batch, Event, Source
+from reviewer.models import Batch, Event, Source, SyncRun
 from tests.factories import import_bytes, jsonl, nomadic_analysis, nomadic_event, nomadic_result, tl_id, tl_line
 from tests.fakes import twelvelabs as tl
 
@@ -43,6 +43,7 @@ URLS = {
     "batch_recent": ("GET", ACTION),
     "bulk_confirm": ("GET", ACTION),
     "import_results": ("GET", ACTION),
+    "import_status": ("GET", ACTION),
     "batch_sync": ("POST", ACTION),
     "batch_decisions": ("POST", ACTION),
     "batch_undo": ("POST", ACTION),
@@ -86,6 +87,8 @@ STORED_IMAGE = "thumbs/security/item.jpg"
 
 
 def url_of(name: str, batch: Batch) -> str:
+    if name == "import_status":
+        return reverse(name, args=[SyncRun.objects.filter(trigger="import").first().pk])
     if name == "stored_image":
         return reverse(name, args=[STORED_IMAGE])
     if name in ("event_decision", "event_history", "event_media", "event_pane"):
@@ -244,12 +247,16 @@ def test_hostile_twelvelabs_data_and_malformed_lines_are_shown_as_text(admin_cli
     assert_inert(pages_showing(admin_client, run.batch), payload)
 
 
-def test_a_hostile_file_name_on_the_import_page_is_shown_as_text(staff_client):
+def test_a_hostile_file_name_on_the_import_page_is_shown_as_text(staff_client, django_capture_on_commit_callbacks):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    from tests.test_views_actions import import_through_the_page
+
     name = "<img src=x onerror=alert(1)>.jsonl"  # no "/": a browser sends only the base name
-    upload = SimpleUploadedFile(name, b"{bad json\n")
-    body = staff_client.post("/import/", {"file": upload}).content.decode()
+    _, response = import_through_the_page(
+        staff_client, SimpleUploadedFile(name, b"{bad json\n"), django_capture_on_commit_callbacks
+    )
+    body = response.content.decode()
     assert "Nothing was imported" in body and "<img src=x" not in body
 
 

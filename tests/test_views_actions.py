@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.urls import reverse
 
-from reviewer.models import Batch, Item, Source
+from reviewer.models import Batch, Item, Source, SyncRun
 from tests.factories import jsonl, tl_id, tl_line
 
 pytestmark = pytest.mark.django_db
@@ -37,24 +39,38 @@ def test_sync_refuses_get(staff_client, source):
     assert staff_client.get(reverse("batch_sync", args=[batch.pk])).status_code == 405
 
 
-def test_the_import_page_imports_and_redirects_to_the_batch(staff_client):
+def import_through_the_page(client, upload, capture) -> tuple[str, object]:
+    """Post the file, let the background worker import it; returns (progress page URL, its answer after)."""
+    with capture(execute=True):
+        response = client.post("/import/", {"file": upload})
+    assert response.status_code == 302 and response.url.startswith("/imports/")
+    progress = client.get(response.url).content.decode()
+    assert "Importing" in progress and 'hx-trigger="every 2s"' in progress  # queued: the page follows it
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    return response.url, client.get(response.url)
+
+
+def test_the_import_page_imports_in_the_background_and_redirects_to_the_batch(
+    staff_client, django_capture_on_commit_callbacks
+):
     upload = SimpleUploadedFile(
         "68f4ddaf8aaa60d33df0e810.jsonl", jsonl([tl_line(tl_id(1)), tl_line(tl_id(2), "failed")])
     )
-    response = staff_client.post("/import/", {"file": upload})
+    _, response = import_through_the_page(staff_client, upload, django_capture_on_commit_callbacks)
     batch = Batch.objects.get()
     assert response.status_code == 302 and response.url == batch.get_absolute_url()
     page = staff_client.get(response.url).content.decode()
     assert "Imported 68f4ddaf8aaa60d33df0e810.jsonl: 2 new" in page
+    assert not default_storage.listdir("uploads")[1]  # the saved upload is gone once imported
 
 
-def test_the_import_page_lists_malformed_lines_and_imports_nothing(staff_client):
+def test_the_import_page_lists_malformed_lines_and_imports_nothing(staff_client, django_capture_on_commit_callbacks):
     upload = SimpleUploadedFile("68f4ddaf8aaa60d33df0e811.jsonl", jsonl([tl_line(tl_id(1)), "{bad"]))
-    response = staff_client.post("/import/", {"file": upload})
-    assert response.status_code == 400
+    _, response = import_through_the_page(staff_client, upload, django_capture_on_commit_callbacks)
     body = response.content.decode()
-    assert "Nothing was imported." in body and "Line 2: invalid JSON" in body
-    assert Item.objects.count() == 0
+    assert "Nothing was imported from 68f4ddaf8aaa60d33df0e811.jsonl." in body and "Line 2: invalid JSON" in body
+    assert 'hx-trigger="every 2s"' not in body  # finished: no more polling
+    assert Item.objects.count() == 0 and SyncRun.objects.get().outcome == "failed"
 
 
 def test_the_import_page_refuses_a_file_over_the_limit(staff_client, settings):
