@@ -30,11 +30,40 @@
     focusRow(list[next]);
   }
 
+  // Decision keys go through a queue: each press is one decision, sent after the previous
+  // one has landed (its row or card swapped in, the focus moved on), whatever the typing
+  // speed. Clicking a button that htmx has not taken over yet would submit the plain
+  // form: a full page POST, the focus lost, later presses dropped.
+  const pending = [];
+  let sending = false;
+  const SETTLE_TIMEOUT_MS = 30000;
+
   function decide(value) {
+    pending.push(value);
+    if (!sending) sendNext();
+  }
+
+  function sendNext() {
+    const value = pending.shift();
+    if (value === undefined) { sending = false; return; }
+    sending = true;
     const scope = card() || focusedRow();
     const button = scope && scope.querySelector("button.dec-" + value);
-    if (!button) return;
+    if (!button) { pending.length = 0; sending = false; return; } // nothing focused: the rest has no target
     if (!card()) advanceAfter = scope.dataset.event;
+    let finished = false;
+    const finish = (event) => {
+      // Only this decision's answer counts, not a status poll settling meanwhile.
+      const asker = event && event.detail && event.detail.requestConfig && event.detail.requestConfig.elt;
+      const mine = asker && (asker === button || asker === button.form || asker.contains(button));
+      if (finished || (event && !mine)) return;
+      finished = true;
+      ["htmx:afterSettle", "htmx:responseError", "htmx:sendError"].forEach((name) => document.removeEventListener(name, finish));
+      clearTimeout(timer);
+      setTimeout(sendNext, 0); // after the htmx:load handlers have moved the focus
+    };
+    ["htmx:afterSettle", "htmx:responseError", "htmx:sendError"].forEach((name) => document.addEventListener(name, finish));
+    const timer = setTimeout(finish, SETTLE_TIMEOUT_MS);
     button.click(); // a click, so htmx sends the button's name=value like a mouse click would
   }
 
@@ -136,11 +165,13 @@
   }
   document.addEventListener("htmx:responseError", (event) => {
     advanceAfter = null;
+    pending.length = 0; // the server refused: do not decide the next events blindly
     const status = event.detail.xhr.status;
     showToast(status === 403 ? "Your account may view and export, not decide." : `The server answered ${status}: nothing was saved. Try again.`);
   });
   document.addEventListener("htmx:sendError", () => {
     advanceAfter = null;
+    pending.length = 0;
     showToast("The server could not be reached: nothing was saved. Try again.");
   });
 
