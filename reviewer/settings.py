@@ -79,6 +79,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "reviewer.context_processors.roles",
             ],
         },
     },
@@ -201,8 +202,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     # Every line is redacted of the provider keys this process handled (reviewer/redaction.py).
-    "filters": {"redact_keys": {"()": "reviewer.redaction.RedactingFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_keys"]}},
+    "filters": {
+        "redact_keys": {"()": "reviewer.redaction.RedactingFilter"},
+        "quiet_403": {"()": "reviewer.log_filters.ForbiddenWithoutTraceback"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_keys", "quiet_403"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"axes": {"level": "WARNING"}},  # it logs every successful login at INFO
 }

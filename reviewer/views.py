@@ -274,8 +274,11 @@ def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
         response = _focus_response(request, batch_filter, target, notice=notice)
     else:
         context = {"batch": batch, "event": _event_for_row(event.pk), "notice": notice, "can_review": True}
-        if batch_filter is not None:  # the chips follow the page's filter, sent out of band
-            context.update(filter=batch_filter, form=form, approvals=Approval.choices, **_chip_counts(batch_filter))
+        if batch_filter is not None:  # the chips and the shown count follow the page's filter, out of band
+            chip_counts = _chip_counts(batch_filter)
+            shown = _selected_total(chip_counts["approval_chip_counts"], batch_filter.approval)
+            context.update(filter=batch_filter, form=form, approvals=Approval.choices, shown_event_count=shown,
+                           **chip_counts)  # fmt: skip
         response = render(request, "reviewer/batch_detail.html#decision_response", context)
     response["X-Review-Outcome"] = outcome
     return response

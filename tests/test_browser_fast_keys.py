@@ -15,7 +15,9 @@ def test_twenty_decisions_typed_20_ms_apart_are_twenty_decisions_in_order(logged
     batch = open_demo_batch(page, live_server, "?approval=pending")
     page.evaluate("window.notReloaded = true")
     page.keyboard.press("j")
-    order = [int(row) for row in page.eval_on_selector_all("#results tr.event", "rows => rows.map(r => r.dataset.event)")]
+    order = [
+        int(row) for row in page.eval_on_selector_all("#results tr.event", "rows => rows.map(r => r.dataset.event)")
+    ]
     page.keyboard.type("a" * 20, delay=20)  # faster than a round trip: a double tap, key auto-repeat
     page.wait_for_function("() => document.querySelectorAll('#results tr.event[data-approval=approved]').length >= 20",
                            timeout=30_000)  # fmt: skip

@@ -109,3 +109,32 @@ def test_the_api_key_never_appears_on_pages(client, admin_user, source):
         body = staff_client.get(url).content.decode()
         assert "tlk_secret_1234" not in body, url
     assert "••••1234" in staff_client.get("/admin/reviewer/source/").content.decode()
+
+
+def test_a_viewer_sees_no_actions_and_a_403_explains_itself(viewer_client):
+    listing = viewer_client.get("/").content.decode()
+    assert 'href="/import/"' not in listing and 'href="/batches/add/"' not in listing
+    response = viewer_client.get("/import/")
+    body = response.content.decode()
+    assert response.status_code == 403
+    assert "You can't do that here" in body and "can view and export, but not change" in body
+    assert 'class="topbar"' in body  # in the site's layout
+
+
+def test_a_403_is_logged_as_one_line_without_a_traceback(viewer_client):
+    import io
+    import logging
+
+    from reviewer.log_filters import ForbiddenWithoutTraceback
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ForbiddenWithoutTraceback())
+    logger = logging.getLogger("django.request")
+    logger.addHandler(handler)
+    try:
+        viewer_client.get("/import/")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().strip().splitlines()
+    assert lines == ["Forbidden (Permission denied): /import/"]

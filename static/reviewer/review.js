@@ -64,6 +64,7 @@
     };
     ["htmx:afterSettle", "htmx:responseError", "htmx:sendError"].forEach((name) => document.addEventListener(name, finish));
     const timer = setTimeout(finish, SETTLE_TIMEOUT_MS);
+    ensureHtmx(scope);
     button.click(); // a click, so htmx sends the button's name=value like a mouse click would
   }
 
@@ -80,9 +81,17 @@
     document.querySelectorAll("[data-needs-selection]").forEach((el) => (el.disabled = count === 0));
   }
 
+  // Content swapped in a moment ago may not be htmx's yet: take it over first, or the
+  // browser would submit the plain form (a full page load).
+  function ensureHtmx(element) {
+    if (window.htmx) window.htmx.process(element);
+  }
+
   function submitForm(id) {
     const form = document.getElementById(id);
-    if (form) form.requestSubmit();
+    if (!form) return;
+    ensureHtmx(form);
+    form.requestSubmit();
   }
 
   function openDialog(id) {

@@ -1,0 +1,66 @@
+"""Daily review flows that broke in the browser: history, undo after a bulk action, clearing filters,
+the bulk confirmation's filter, the shown count."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from reviewer import review
+from reviewer.models import Event
+from tests.test_browser_review import open_demo_batch
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_history_opens_inside_the_row_and_keeps_it(logged_in_page, live_server, staff):
+    page = logged_in_page
+    batch = open_demo_batch(page, live_server)
+    event = batch.events.order_by("id").first()
+    review.decide(event, "rejected", staff, note="blurry")
+    page.reload()
+    row = page.locator(f"#event-{event.pk}")
+    row.locator("summary", has_text="History").click()
+    expect(row.locator("details.history")).to_contain_text("blurry")
+    expect(row.locator("button.dec-approved")).to_be_visible()  # the row is still whole
+    assert page.locator(f"#event-{event.pk}").count() == 1
+
+
+def test_undo_stays_after_a_bulk_action_empties_the_filter(logged_in_page, live_server):
+    page = logged_in_page
+    batch = open_demo_batch(page, live_server, "?approval=pending")
+    pending = batch.events.filter(approval="pending").count()
+    page.click("text=Approve all…")
+    page.locator("#dialog[open] button[type=submit]").click()
+    expect(page.locator("#results")).to_contain_text("0 items", timeout=10_000)
+    page.keyboard.press("u")
+    expect(page.locator("#toast")).to_contain_text(f"Undone: {pending} events restored")
+    assert Event.objects.filter(batch=batch, approval="pending").count() == pending
+
+
+def test_clear_filters_beside_the_count_clears_them(logged_in_page, live_server):
+    page = logged_in_page
+    batch = open_demo_batch(page, live_server, "?approval=rejected&q=walker")
+    page.locator(".result-count a", has_text="Clear filters").click()
+    page.wait_for_url(live_server.url + batch.get_absolute_url())
+    expect(page.locator("#q")).to_have_value("")
+    assert page.locator("input[name=approval]:checked").count() == 0
+
+
+def test_the_bulk_confirmation_names_each_filter_value_once(logged_in_page, live_server):
+    page = logged_in_page
+    open_demo_batch(page, live_server, "?approval=pending")
+    page.click("text=Approve all…")
+    dialog = page.locator("#dialog[open]")
+    expect(dialog).to_contain_text("pending")
+    assert "pending, pending" not in dialog.inner_text()
+
+
+def test_the_shown_count_follows_single_decisions(logged_in_page, live_server):
+    page = logged_in_page
+    batch = open_demo_batch(page, live_server, "?approval=pending")
+    pending = batch.events.filter(approval="pending").count()
+    expect(page.locator("#shown-count")).to_have_text(f"All {pending} shown:")
+    page.keyboard.press("j")
+    page.keyboard.press("a")
+    expect(page.locator("#shown-count")).to_have_text(f"All {pending - 1} shown:")
