@@ -229,6 +229,28 @@ class Batch(models.Model):
         return segments
 
     @property
+    def reviewers(self) -> list[tuple[str, int]]:
+        """Who decided this batch's events and how many times each, most first (undos not counted)."""
+        if not hasattr(self, "_reviewers"):
+            Batch.attach_reviewers([self])
+        return self._reviewers
+
+    @staticmethod
+    def attach_reviewers(batches: list[Batch]) -> None:
+        """Fill ``reviewers`` of many batches with one aggregate query (the batch list)."""
+        by_batch: dict[int, list[tuple[str, int]]] = {batch.pk: [] for batch in batches}
+        rows = (
+            Decision.objects.filter(batch__in=list(by_batch), undoes__isnull=True, user__isnull=False)
+            .values_list("batch_id", "user__username")
+            .annotate(n=models.Count("id"))
+            .order_by("batch_id", "-n", "user__username")
+        )
+        for batch_id, username, count in rows:
+            by_batch[batch_id].append((username, count))
+        for batch in batches:
+            batch._reviewers = by_batch[batch.pk]
+
+    @property
     def is_reviewed(self) -> bool:
         return self.event_total > 0 and self.pending_total == 0
 

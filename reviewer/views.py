@@ -97,6 +97,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def batch_list(request: HttpRequest) -> HttpResponse:
     batches = Batch.objects.select_related("source").with_last_decision().order_by("-created_at", "-id")
     page = Paginator(batches, 50).get_page(request.GET.get("page"))
+    Batch.attach_reviewers(page.object_list)
     return render(request, "reviewer/batch_list.html", {"page": page})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -333,7 +334,24 @@ def test_the_activity_log_has_one_line_per_action(reviewer_client, batch):
 def test_a_fully_reviewed_batch_says_so_with_who_and_when(reviewer_client, batch):
     bulk(reviewer_client, batch, decision="approved", all_matching="1", expected_count=str(batch.events.count()))
     listing = reviewer_client.get(reverse("batch_list")).content.decode()
-    assert "Reviewed" in listing and "by rita" in listing
+    assert "Reviewed" in listing and f"by rita ({batch.events.count()})" in listing
+
+
+def test_reviewed_by_names_everyone_who_decided_most_decisions_first(reviewer_client, batch, staff):
+    review.decide(event("truck"), "rejected", staff)  # alice: one decision
+    others = batch.events.exclude(pk=event("truck").pk)
+    bulk(reviewer_client, batch, decision="approved", all_matching="1", approval="pending",
+         expected_count=str(others.filter(approval="pending").count()))  # fmt: skip
+    for page in (reverse("batch_list"), batch.get_absolute_url()):
+        body = reviewer_client.get(page).content.decode()
+        assert re.search(r"by rita \(\d+\), alice \(1\)", body), page
+
+
+def test_the_providers_review_date_is_shown_as_a_date(reviewer_client, batch):
+    Batch.objects.filter(pk=batch.pk).update(provider_review_status="in_review",
+                                             provider_review_status_updated_at="2025-09-20T09:12:00Z")  # fmt: skip
+    body = reviewer_client.get(batch.get_absolute_url()).content.decode()
+    assert '<time datetime="2025-09-20T09:12:00+00:00">2025-09-20 09:12</time>' in body
 
 
 def test_the_batch_page_shows_the_providers_approval_where_a_person_differs(reviewer_client, batch):

@@ -145,3 +145,14 @@ def _value_text(value: object) -> str:
 
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+@register.filter
+def as_time(value: str):
+    """An ISO time stored as provider text as a datetime (for |date and |naturaltime); the text when it is none."""
+    from django.utils.dateparse import parse_datetime
+
+    try:
+        return parse_datetime(value or "") or value
+    except ValueError:
+        return value
