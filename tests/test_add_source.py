@@ -113,3 +113,35 @@ def test_a_new_path_on_the_same_host_keeps_the_key(admin_client, source):
     response = _save(admin_client, source, base_url="https://api.twelvelabs.io/v1.4")
     assert response.status_code == 302
     assert Source.objects.get().get_api_key() == "tlk_original_key_123456"
+
+
+def test_the_role_groups_the_readme_names_exist_after_migrating(db):
+    from django.contrib.auth.models import Group
+
+    assert set(Group.objects.values_list("name", flat=True)) >= {"reviewer", "viewer"}
+
+
+def test_the_readmes_commands_work_from_the_checkout_without_exporting_debug(tmp_path):
+    """`.venv/bin/python manage.py ...` on a developer's machine: no SECRET_KEY error."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE")
+    }
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path}/dev.sqlite3"
+    result = subprocess.run([sys.executable, str(root / "manage.py"), "check"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    uses_checkout_venv = Path(sys.prefix).resolve() == (root / ".venv").resolve()
+    if uses_checkout_venv:
+        assert result.returncode == 0, result.stderr
+    else:  # another interpreter (a system install): still strict
+        assert "SECRET_KEY" in result.stderr
+    env["SECRET_KEY"] = "x" * 50  # a deployment: DEBUG stays off
+    script = "from django.conf import settings; print(settings.DEBUG)"
+    strict = subprocess.run([sys.executable, str(root / "manage.py"), "shell", "-c", script], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert strict.stdout.strip().splitlines()[-1] == "False", strict.stderr

@@ -15,11 +15,14 @@ class Command(BaseCommand):
         username = options["username"]
         if User.objects.filter(username=username).exists():
             self.stdout.write(
-                f"Log in as '{username}' (password printed when it was created; "
-                f"reset it with: python manage.py changepassword {username})."
+                f"Log in as '{username}', a staff login (password printed when it was created; "
+                f"reset it with: .venv/bin/python manage.py changepassword {username})."
             )
             return
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
         banner = "=" * 60
-        self.stdout.write(f"{banner}\nCreated a local login\n  username: {username}\n  password: {password}\n{banner}")
+        self.stdout.write(
+            f"{banner}\nCreated a local login\n  username: {username}\n  password: {password}\n"
+            f"  role:     staff (reviews, imports, manages sources and users in the admin)\n{banner}"
+        )
