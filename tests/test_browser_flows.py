@@ -64,3 +64,33 @@ def test_the_shown_count_follows_single_decisions(logged_in_page, live_server):
     page.keyboard.press("j")
     page.keyboard.press("a")
     expect(page.locator("#shown-count")).to_have_text(f"All {pending - 1} shown:")
+
+
+def test_paging_with_the_keyboard_keeps_the_focus_and_the_top(logged_in_page, live_server):
+    page = logged_in_page
+    open_demo_batch(page, live_server)  # 36 videos: two pages
+    page.keyboard.press("j")
+    last = page.eval_on_selector_all("#results tr.event", "rows => rows[rows.length - 1].dataset.event")
+    while page.evaluate("document.querySelector('tr.event.is-focused').dataset.event") != last:
+        page.keyboard.press("j")
+    page.keyboard.press("j")  # past the last event of page 1: page 2, its first event
+    expect(page.locator(".pager")).to_contain_text("Page 2 of 2")
+    first = page.eval_on_selector("#results tr.event", "row => row.dataset.event")
+    expect(page.locator("tr.event.is-focused")).to_have_attribute("data-event", first)
+    assert page.evaluate("document.querySelector('tr.event.is-focused').getBoundingClientRect().top") < 900
+    page.keyboard.press("k")  # before the first: back to page 1, its last event
+    expect(page.locator(".pager")).to_contain_text("Page 1 of 2")
+    expect(page.locator("tr.event.is-focused")).to_have_attribute("data-event", last)
+    page.keyboard.press("n")
+    expect(page.locator(".pager")).to_contain_text("Page 2 of 2")
+    page.keyboard.press("b")
+    expect(page.locator(".pager")).to_contain_text("Page 1 of 2")
+
+
+def test_the_next_page_link_opens_the_page_at_its_top(logged_in_page, live_server):
+    page = logged_in_page
+    open_demo_batch(page, live_server)
+    page.locator(".pager a[rel=next]").click()
+    expect(page.locator(".pager")).to_contain_text("Page 2 of 2")
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.getElementById('results').getBoundingClientRect().top") > -5

@@ -22,10 +22,25 @@
     row.scrollIntoView({ block: "nearest" });
   }
 
+  // Paging: n / b, and j / k past the last / first event of a page. The new page opens at
+  // its top with the focus on its first event (its last when going back with k).
+  let focusAfterPaging = null; // "first" | "last"
+
+  function goPage(rel, focus) {
+    const link = document.querySelector(`#results .pager a[rel=${rel}]`);
+    if (!link) return false;
+    focusAfterPaging = focus;
+    if (window.htmx) window.htmx.process(link);
+    link.click();
+    return true;
+  }
+
   function move(step) {
     const list = rows();
     if (!list.length) return;
     const index = list.indexOf(focusedRow());
+    if (step > 0 && index === list.length - 1 && goPage("next", "first")) return;
+    if (step < 0 && index === 0 && goPage("prev", "last")) return;
     const next = index === -1 ? (step > 0 ? 0 : list.length - 1) : Math.min(Math.max(index + step, 0), list.length - 1);
     focusRow(list[next]);
   }
@@ -113,6 +128,8 @@
     else if (card() && (key === "k" || key === "ArrowLeft" || key === "ArrowUp")) card().querySelector("[data-key=k]")?.click();
     else if (key === "j" || key === "ArrowDown") move(1);
     else if (key === "k" || key === "ArrowUp") move(-1);
+    else if (key === "n" && !card()) goPage("next", "first");
+    else if (key === "b" && !card()) goPage("prev", "first");
     else if (key === "x") toggleSelected();
     else if (key === "u") submitForm("undo-form");
     else if (key === "?") openDialog("keys-help");
@@ -148,6 +165,13 @@
     const elt = event.detail.elt;
     if (!(elt instanceof Element)) return;
     if (elt.closest("#dialog-body")) openDialog("dialog");
+    if (elt.id === "results-inner" && focusAfterPaging) {
+      const list = rows();
+      const target = focusAfterPaging === "last" ? list[list.length - 1] : list[0];
+      focusAfterPaging = null;
+      document.getElementById("results").scrollIntoView({ block: "start" });
+      if (target) { focusedId = null; focusRow(target); }
+    }
     if (elt.id === "toast" && elt.textContent.trim()) hideLater(elt);
     if (advanceAfter && elt.id === "event-" + advanceAfter) {
       advanceAfter = null;
