@@ -94,3 +94,20 @@ def test_the_next_page_link_opens_the_page_at_its_top(logged_in_page, live_serve
     expect(page.locator(".pager")).to_contain_text("Page 2 of 2")
     page.wait_for_timeout(300)
     assert page.evaluate("document.getElementById('results').getBoundingClientRect().top") > -5
+
+
+def test_with_a_selection_the_decision_keys_decide_the_selection(logged_in_page, live_server):
+    page = logged_in_page
+    batch = open_demo_batch(page, live_server, "?approval=pending")
+    chosen = []
+    for _ in range(3):
+        page.keyboard.press("j")
+        chosen.append(int(page.evaluate("document.querySelector('tr.event.is-focused').dataset.event")))
+        page.keyboard.press("x")
+    expect(page.locator("[data-selection-hint]")).to_be_visible()
+    page.keyboard.press("a")
+    expect(page.locator("#toast")).to_contain_text("3 events set to approved")
+    decided = set(
+        Event.objects.filter(batch=batch, approval="approved", decided_at__isnull=False).values_list("pk", flat=True)
+    )
+    assert decided == set(chosen)  # the three selected, not the focused row alone

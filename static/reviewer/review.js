@@ -54,6 +54,14 @@
   const SETTLE_TIMEOUT_MS = 30000;
 
   function decide(value) {
+    // With events selected (x), the decision keys decide the selection, as the bar says.
+    const selected = document.querySelectorAll("#results input.select:checked").length;
+    const bulkButton = document.querySelector(`#bulk-form button[value=${value}]`);
+    if (!card() && selected && bulkButton) {
+      ensureHtmx(bulkButton.form);
+      bulkButton.click();
+      return;
+    }
     pending.push(value);
     if (!sending) sendNext();
   }
@@ -94,6 +102,7 @@
     const count = document.querySelectorAll("#results input.select:checked").length;
     document.querySelectorAll("[data-selected-count]").forEach((el) => (el.textContent = count));
     document.querySelectorAll("[data-needs-selection]").forEach((el) => (el.disabled = count === 0));
+    document.querySelectorAll("[data-selection-hint]").forEach((el) => (el.hidden = count === 0));
   }
 
   // Content swapped in a moment ago may not be htmx's yet: take it over first, or the
