@@ -101,23 +101,61 @@ def decide_many(
         return _apply(batch.pk, current, decision, user, note)
 
 
-def undo_last(batch: Batch, user) -> Applied | None:
+@dataclass
+class LastAction:
+    """``user``'s last action on a batch that is not undone: what an undo would take back."""
+
+    group: uuid.UUID
+    to_approval: str
+    count: int
+    at: datetime
+    labels: list[str]  # of its first few events, for people to recognise it
+
+    def describe(self) -> str:
+        """'approved 12 events (walker 1, walker 2 and 10 more)'."""
+        shown = ", ".join(self.labels[:2])
+        more = f" and {self.count - 2:,} more" if self.count > 2 else ""
+        noun = "event" if self.count == 1 else "events"
+        return (
+            f"{self.to_approval} {self.count:,} {noun} ({shown}{more})"
+            if shown
+            else f"{self.to_approval} {self.count:,} {noun}"
+        )
+
+
+def _last_group(batch: Batch, user) -> uuid.UUID | None:
+    undone = Decision.objects.filter(batch=batch, undoes__isnull=False).values("undoes")
+    return (
+        Decision.objects.filter(batch=batch, user=user, undoes__isnull=True)
+        .exclude(group__in=undone)
+        .order_by("-created_at", "-id")
+        .values_list("group", flat=True)
+        .first()
+    )
+
+
+def last_action(batch: Batch, user) -> LastAction | None:
+    """What ``undo_last`` would undo now, None when nothing."""
+    group = _last_group(batch, user)
+    if group is None:
+        return None
+    rows = Decision.objects.filter(group=group).order_by("pk")
+    first = rows.select_related("event").first()
+    labels = [str(decision.event) for decision in rows.select_related("event")[:3]]
+    return LastAction(group, first.to_approval, rows.count(), first.created_at, labels)
+
+
+def undo_last(batch: Batch, user, *, only_group: uuid.UUID | None = None) -> Applied | None:
     """Undo ``user``'s last action on ``batch`` that is not undone yet; None when there is none.
 
-    Each event gets back its previous approval and who had decided it. An event that
-    someone else changed since is left as it is and counted in ``skipped``.
+    ``only_group``: undo only if the last action is still that one (the one the person was
+    shown); else None. Each event gets back its previous approval and who had decided it.
+    An event that someone else changed since is left as it is and counted in ``skipped``.
     """
     with transaction.atomic():
         _lock_batch(batch.pk)
-        undone = Decision.objects.filter(batch=batch, undoes__isnull=False).values("undoes")
-        group = (
-            Decision.objects.filter(batch=batch, user=user, undoes__isnull=True)
-            .exclude(group__in=undone)
-            .order_by("-created_at", "-id")
-            .values_list("group", flat=True)
-            .first()
-        )
-        if group is None:
+        group = _last_group(batch, user)
+        if group is None or (only_group is not None and group != only_group):
             return None
         rows = list(
             Decision.objects.filter(group=group)

@@ -12,6 +12,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
@@ -330,14 +331,31 @@ def batch_decisions(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @reviewer_required
 def batch_undo(request: HttpRequest, pk: int) -> HttpResponse:
+    """Undo the user's last action on this batch, saying what it was.
+
+    An action older than the page the person is looking at (made elsewhere, or long
+    ago and off screen) is undone only after a confirmation naming it.
+    """
     batch = get_object_or_404(Batch, pk=pk)
-    applied = review.undo_last(batch, request.user)
-    if applied is None:
+    action = review.last_action(batch, request.user)
+    if action is None:
         return _done(request, batch, "Nothing to undo: you have no decision on this batch that is not undone.")
+    page_shown_at = _number(request.POST.get("page_shown_at"))
+    confirmed = request.POST.get("confirm") == str(action.group)
+    if page_shown_at is not None and action.at.timestamp() < page_shown_at and not confirmed:
+        context = {"batch": batch, "action": action, "next": request.POST.get("next", "")}
+        if request.htmx:
+            response = render(request, "reviewer/undo_confirm.html#dialog", context)
+            response["HX-Retarget"], response["HX-Reswap"] = "#dialog-body", "innerHTML"
+            return response
+        return render(request, "reviewer/undo_confirm.html", context)
+    applied = review.undo_last(batch, request.user, only_group=action.group)
+    if applied is None:
+        return _done(request, batch, "Nothing was undone: your last action changed meanwhile. Try again.")
     text = f"Undone: {applied.changed:,} event{'s' if applied.changed != 1 else ''} restored"
     if applied.skipped:
         text += f"; {applied.skipped:,} left as they are (someone changed them since)"
-    return _done(request, batch, text + ".")
+    return _done(request, batch, f"{text}. It was: {action.describe()}, {naturaltime(action.at)}.")
 
 
 @require_GET

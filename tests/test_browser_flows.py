@@ -111,3 +111,26 @@ def test_with_a_selection_the_decision_keys_decide_the_selection(logged_in_page,
         Event.objects.filter(batch=batch, approval="approved", decided_at__isnull=False).values_list("pk", flat=True)
     )
     assert decided == set(chosen)  # the three selected, not the focused row alone
+
+
+def test_u_undoes_at_once_what_was_done_on_this_page_and_asks_about_older_actions(logged_in_page, live_server, staff):
+    page = logged_in_page
+    batch = open_demo_batch(page, live_server, "?approval=pending")
+    page.keyboard.press("j")
+    focused = page.evaluate("document.querySelector('tr.event.is-focused').dataset.event")
+    page.keyboard.press("a")
+    page.locator(f"#event-{focused}[data-approval=approved]").wait_for()  # a decision made here...
+    page.keyboard.press("u")
+    expect(page.locator("#toast")).to_contain_text("Undone: 1 event restored")  # ...is undone without a question
+    review.decide(batch.events.filter(approval="pending").first(), "invalid", staff)  # alice, elsewhere
+    page.wait_for_timeout(800)  # the results reload after the undo
+    page.keyboard.press("j")
+    focused = page.evaluate("document.querySelector('tr.event.is-focused').dataset.event")
+    page.keyboard.press("r")
+    page.locator(f"#event-{focused}[data-approval=rejected]").wait_for()
+    page.wait_for_timeout(1100)  # the page's time is in whole seconds
+    page.reload()  # a new page: the last action (r) is older than it
+    page.keyboard.press("u")
+    expect(page.locator("#dialog[open]")).to_contain_text("Undo an earlier action?")
+    page.locator("#dialog[open] button[type=submit]").click()
+    expect(page.locator("#toast")).to_contain_text("Undone: 1 event restored. It was: rejected 1 event")

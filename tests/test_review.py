@@ -9,6 +9,7 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from reviewer import review
 from reviewer.models import Batch, Decision, Event
@@ -418,3 +419,30 @@ def test_a_review_mode_decision_with_a_mangled_filter_still_moves_on(reviewer_cl
     )
     assert response.status_code == 200 and "<h2>walker 2</h2>" in response.content.decode()
     assert state()["walker 1"] == ("approved", "rita")
+
+
+def test_undo_says_what_it_undid(reviewer_client, batch):
+    reviewer_client.post(decide_url(event("truck")), {"decision": "rejected"}, headers=HTMX)
+    response = undo(reviewer_client, batch)
+    assert "Undone: 1 event restored. It was: rejected 1 event (truck), now." in response.content.decode()
+
+
+def test_undoing_an_action_older_than_the_page_asks_first(reviewer_client, batch):
+    reviewer_client.post(decide_url(event("truck")), {"decision": "rejected"}, headers=HTMX)
+    shown_later = int(Decision.objects.get().created_at.timestamp()) + 60  # the page came after the action
+    url = reverse("batch_undo", args=[batch.pk])
+    response = reviewer_client.post(url, {"page_shown_at": shown_later}, headers=HTMX)
+    body = response.content.decode()
+    assert response["HX-Retarget"] == "#dialog-body" and "Undo an earlier action?" in body
+    assert "rejected 1 event (truck)" in body and event("truck").approval == "rejected"  # nothing undone yet
+    group = Decision.objects.get().group
+    response = reviewer_client.post(url, {"page_shown_at": shown_later, "confirm": str(group)}, headers=HTMX)
+    assert "Undone: 1 event restored" in response.content.decode()
+    assert event("truck").approval != "rejected" or event("truck").decided_at is None
+
+
+def test_an_action_made_on_this_page_is_undone_at_once(reviewer_client, batch):
+    shown = int(timezone.now().timestamp()) - 5
+    reviewer_client.post(decide_url(event("truck")), {"decision": "rejected"}, headers=HTMX)
+    response = reviewer_client.post(reverse("batch_undo", args=[batch.pk]), {"page_shown_at": shown}, headers=HTMX)
+    assert "Undone: 1 event restored" in response.content.decode()

@@ -217,6 +217,14 @@
     showToast("The server could not be reached: nothing was saved. Try again.");
   });
 
+  // Undo asks first about an action older than the page: the page is the one loaded in
+  // the browser, not the fragment the form came back in after a reload of the results.
+  document.addEventListener("htmx:configRequest", (event) => {
+    if (event.detail.elt.id === "undo-form" && document.body.dataset.pageShownAt) {
+      event.detail.parameters.page_shown_at = document.body.dataset.pageShownAt;
+    }
+  });
+
   // A confirmed bulk action closes its dialog once the server answered.
   document.addEventListener("htmx:afterRequest", (event) => {
     const dialog = event.detail.elt.closest && event.detail.elt.closest("dialog");
