@@ -16,49 +16,38 @@ from tests.factories import import_bytes, jsonl, nomadic_analysis, nomadic_event
 from tests.fakes import twelvelabs as tl
 
 
-@pytest.mark.django_db(transaction=True)
-def test_three_first_syncs_of_one_new_batch_take_turns(tl_source, twelvelabs_fake):
-    twelvelabs_fake.add_batch(tl.TIMED_BATCH, tl.timed_lines())
-    outcomes, start = [], threading.Barrier(3)
+def at_once(action, times: int = 3) -> list[str]:
+    """Run ``action`` in ``times`` threads released together; returns their outcomes (or the crash)."""
+    outcomes, start = [], threading.Barrier(times)
 
-    def sync():
+    def run():
         try:
             start.wait()
-            outcomes.append(fetch.fetch_batch(tl_source, tl.TIMED_BATCH).outcome)
-        except Exception as exc:  # a crash is the failure this test looks for
+            outcomes.append(action())
+        except Exception as exc:  # a crash is the failure these tests look for
             outcomes.append(repr(exc))
         finally:
             close_old_connections()
 
-    threads = [threading.Thread(target=sync) for _ in range(3)]
+    threads = [threading.Thread(target=run) for _ in range(times)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert outcomes == ["succeeded"] * 3
+    return outcomes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_three_first_syncs_of_one_new_batch_take_turns(tl_source, twelvelabs_fake):
+    twelvelabs_fake.add_batch(tl.TIMED_BATCH, tl.timed_lines())
+    assert at_once(lambda: fetch.fetch_batch(tl_source, tl.TIMED_BATCH).outcome) == ["succeeded"] * 3
     assert Batch.objects.count() == 1 and Item.objects.count() == len(tl.timed_lines())
 
 
 @pytest.mark.django_db(transaction=True)
 def test_three_imports_of_one_file_take_turns():
     data = json.dumps(nomadic_analysis("b-race", [nomadic_result("v1", [nomadic_event()])])).encode()
-    outcomes, start = [], threading.Barrier(3)
-
-    def run_import():
-        try:
-            start.wait()
-            outcomes.append(importers.import_file(io.BytesIO(data), name="race.json").outcome)
-        except Exception as exc:
-            outcomes.append(repr(exc))
-        finally:
-            close_old_connections()
-
-    threads = [threading.Thread(target=run_import) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert outcomes == ["succeeded"] * 3
+    assert at_once(lambda: importers.import_file(io.BytesIO(data), name="race.json").outcome) == ["succeeded"] * 3
     assert Batch.objects.count() == 1 and Event.objects.count() == 1
 
 
