@@ -20,15 +20,10 @@ from django.utils import timezone
 from reviewer import media, sync
 from reviewer.crypto import KeyUnreadable
 from reviewer.models import Batch, Source, SyncOutcome, SyncRun, SyncState, SyncTrigger
-from reviewer.providers.http import ProviderClient, ProviderError
+from reviewer.providers.http import ProviderError
 from reviewer.records import BatchRecord, RecordError
 
 logger = logging.getLogger(__name__)
-
-
-def make_client(source: Source) -> ProviderClient:
-    """Return the client for ``source``; raises crypto.KeyUnreadable when its key cannot be read."""
-    return source.adapter.make_client(source.base_url, source.get_api_key(), source.viewer_base_url)
 
 
 def fetch_batch(source: Source, batch_id: str, trigger: str = SyncTrigger.FETCH) -> SyncRun:
@@ -50,7 +45,7 @@ def fetch_batch(source: Source, batch_id: str, trigger: str = SyncTrigger.FETCH)
 def _fetch(source: Source, batch_id: str, batch: Batch | None, trigger: str) -> SyncRun:
     run = SyncRun(trigger=trigger)
     try:
-        client = make_client(source)
+        client = source.client()
     except KeyUnreadable as exc:
         return sync.record_failure(run, str(exc), batch=batch, permanent=True)
     try:
@@ -138,7 +133,7 @@ def recent_batches(source: Source, limit: int = 20) -> list[BatchRecord]:
     """
     if not source.adapter.can_list_batches:
         return []
-    client = make_client(source)
+    client = source.client()
     try:
         return source.adapter.recent_batches(client, limit)
     finally:

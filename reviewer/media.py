@@ -103,9 +103,7 @@ def _ask_for_video(item: Item, now: datetime) -> VideoLink:
     if batch.gone_upstream:
         raise NoVideo(f"{batch.adapter.label} no longer has this batch, so its videos cannot be played.", 410)
     try:
-        client = batch.source.adapter.make_client(
-            batch.source.base_url, batch.source.get_api_key(), batch.source.viewer_base_url
-        )
+        client = batch.source.client()
     except KeyUnreadable as exc:
         raise NoVideo(str(exc), 424) from None
     try:
@@ -165,8 +163,7 @@ def _client_or_none(batch: Batch):
     if batch.source_id is None or batch.gone_upstream:
         return None  # a file import, or a batch the provider deleted: only the URLs it holds
     try:
-        source = batch.source
-        return source.adapter.make_client(source.base_url, source.get_api_key(), source.viewer_base_url)
+        return batch.source.client()
     except KeyUnreadable:
         return None
 

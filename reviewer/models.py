@@ -71,6 +71,10 @@ class Source(models.Model):
     def adapter(self) -> Adapter:
         return providers.adapter_for(self.provider)
 
+    def client(self):
+        """A client of this account's provider (a providers.http.ProviderClient); raises crypto.KeyUnreadable."""
+        return self.adapter.make_client(self.base_url, self.get_api_key(), self.viewer_base_url)
+
     def set_api_key(self, key: str) -> None:
         redaction.remember(key)
         self.api_key_encrypted = crypto.encrypt(key)
