@@ -59,17 +59,16 @@ def _source(name: str):
 
 @task
 def fetch_floor(source: str, batch_id: str) -> dict:
-    """Download and parse a batch with the product's client (``fetch._open``), writing nothing."""
+    """Download and parse a batch with the product's client (the adapter's ``open_batch``), writing nothing."""
     _django()
-    from reviewer import fetch
     from reviewer.records import Malformed
 
     src = _source(source)
     items = events = malformed = 0
     with PeakRSS() as memory, Timer() as timer:
-        client = fetch.make_client(src)
+        client = src.client()
         try:
-            _, stream = fetch._open(client, batch_id)
+            _, stream = src.adapter.open_batch(client, batch_id)
             for record in stream:
                 if isinstance(record, Malformed):
                     malformed += 1
