@@ -113,16 +113,15 @@ def test_with_a_selection_the_decision_keys_decide_the_selection(logged_in_page,
     assert decided == set(chosen)  # the three selected, not the focused row alone
 
 
-def test_u_undoes_at_once_what_was_done_on_this_page_and_asks_about_older_actions(logged_in_page, live_server, staff):
+def test_u_undoes_at_once_what_was_done_on_this_page_and_asks_about_older_actions(logged_in_page, live_server):
     page = logged_in_page
-    batch = open_demo_batch(page, live_server, "?approval=pending")
+    open_demo_batch(page, live_server, "?approval=pending")
     page.keyboard.press("j")
     focused = page.evaluate("document.querySelector('tr.event.is-focused').dataset.event")
     page.keyboard.press("a")
     page.locator(f"#event-{focused}[data-approval=approved]").wait_for()  # a decision made here...
     page.keyboard.press("u")
     expect(page.locator("#toast")).to_contain_text("Undone: 1 event restored")  # ...is undone without a question
-    review.decide(batch.events.filter(approval="pending").first(), "invalid", staff)  # alice, elsewhere
     page.wait_for_timeout(800)  # the results reload after the undo
     page.keyboard.press("j")
     focused = page.evaluate("document.querySelector('tr.event.is-focused').dataset.event")
@@ -134,3 +133,32 @@ def test_u_undoes_at_once_what_was_done_on_this_page_and_asks_about_older_action
     expect(page.locator("#dialog[open]")).to_contain_text("Undo an earlier action?")
     page.locator("#dialog[open] button[type=submit]").click()
     expect(page.locator("#toast")).to_contain_text("Undone: 1 event restored. It was: rejected 1 event")
+
+
+def test_without_javascript_a_decision_returns_to_its_row_uncovered(browser, live_server, staff):
+    from reviewer import demo
+    from reviewer.models import Batch
+    from tests.conftest import log_in
+
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        log_in(page, live_server, "alice", "pw-alice")
+        demo.load()
+        batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
+        page.goto(live_server.url + batch.get_absolute_url())
+        row = page.locator("tr.event").nth(12)
+        event_id = row.get_attribute("data-event")
+        row.locator("button.dec-approved").click()
+        page.wait_for_url(f"**#event-{event_id}")
+        box = page.locator(f"#event-{event_id}").bounding_box()
+        covered = page.evaluate(
+            """(id) => { const row = document.getElementById(id).getBoundingClientRect();
+                return Array.from(document.querySelectorAll('.bulk-bar, .filters')).some((bar) => {
+                  const b = bar.getBoundingClientRect(); return getComputedStyle(bar).position === 'sticky'
+                    && b.top < row.bottom && b.bottom > row.top; }); }""",
+            f"event-{event_id}",
+        )
+        assert box is not None and 0 <= box["y"] < 900 and not covered
+    finally:
+        context.close()
