@@ -42,7 +42,7 @@ def _timestamp(values: dict) -> str:
 
 
 # "00:01-00:02", "12.0-15.0", "t=12.00-t=15.00", the web app's "1:47–1:56" (en dash).
-_RANGE = re.compile(r"^\s*(?P<start>[^–-]+?)\s*(?:[–-]\s*(?P<end>[^–-]+?))?\s*$")
+_RANGE = re.compile(r"^\s*(?P<start>[^–-]*?)\s*(?:[–-]\s*(?P<end>[^–-]*?))?\s*$")
 
 
 def _read_timestamp(cell: str) -> dict:
@@ -52,7 +52,8 @@ def _read_timestamp(cell: str) -> dict:
     if match is None:
         raise RecordError(f"Timestamp {cell!r} is not a time or a range")
     start = match["start"]
-    return {"t_start": start, "t_end": match["end"] or start}
+    # "-00:05": an event whose start is unknown (we write it so); "00:01": one moment.
+    return {"t_start": start, "t_end": match["end"] if match["end"] is not None else start}
 
 
 def _read_confidence(cell: str) -> dict:

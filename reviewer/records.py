@@ -66,6 +66,9 @@ class ItemRecord:
     thumbnail_url: str = ""
     raw: dict = field(default_factory=dict)
     events: list[EventRecord] = field(default_factory=list)
+    # The events' keys when a file import matched them to cached events (sync._match_cached);
+    # None: keys by identity and order (sync.event_keys). Not provider data: not hashed.
+    event_keys: list[str] | None = None
 
     def content_hash(self) -> str:
         """SHA-256 of every provider field, events included: equal hash => nothing to write."""
@@ -77,7 +80,8 @@ class ItemRecord:
         Built from the instances' own dicts, not ``dataclasses.asdict``: its deep copy
         was half the time of a sync. The JSON (and so the hash) is the same.
         """
-        return canonical_json({**vars(self), "events": [vars(event) for event in self.events]})
+        fields = {name: value for name, value in vars(self).items() if name != "event_keys"}
+        return canonical_json({**fields, "events": [vars(event) for event in self.events]})
 
 
 @dataclass

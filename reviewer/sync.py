@@ -14,7 +14,7 @@ import logging
 import pickle
 import re
 import tempfile
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, is_dataclass, replace
 
@@ -349,13 +349,56 @@ def _merge_cached(
             for name in item_fields:
                 setattr(record, name, getattr(item, name))
             events = cached_events.get(item.pk, {})
-            for key, event_record in zip(event_keys(record.events), record.events, strict=True):
+            record.event_keys = _match_cached(record.events, events)
+            for key, event_record in zip(record.event_keys, record.events, strict=True):
                 cached = events.get(key)
                 if cached is not None:
                     _merge_event(event_record, cached, event_carried)
             digest = hashlib.sha256(record.content_json().encode()).hexdigest()
         merged.append((position, record, digest))
     return merged
+
+
+# What tells apart events identical in category, time and label, when a file lists them in
+# another order than the cache (a sorted export) or only some of them (a filtered one).
+_SIMILARITY_FIELDS = ("severity", "ai_analysis", "confidence", "thumbnail_url", "label", "t_start", "t_end")
+
+
+def _match_cached(records: list[EventRecord], cached: dict[str, Event]) -> list[str]:
+    """The key of each file event: its cached twin's where there is one, else a new key.
+
+    An identity shared by several events (same category, time and label) is matched by
+    their other fields, not by their order in the file: a file need not keep the cache's
+    order, nor list every event (a filtered export), and a decision must stay on its event.
+    """
+    by_base: dict[str, list[Event]] = defaultdict(list)
+    for key, event in cached.items():
+        by_base[key.split("-", 1)[0]].append(event)
+    keys = list(event_keys(records))
+    used = set(cached)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, key in enumerate(keys):
+        groups[key.split("-", 1)[0]].append(index)
+    for base, indexes in groups.items():
+        candidates = by_base.get(base, [])
+        if len(indexes) == 1 and len(candidates) <= 1:
+            if candidates:
+                keys[indexes[0]] = candidates[0].key
+            continue
+        for index in indexes:
+            if candidates:
+                best = max(candidates, key=lambda event, record=records[index]: _likeness(record, event))
+                candidates.remove(best)
+                keys[index] = best.key
+            else:  # more in the file than cached: a key no cached event has
+                keys[index] = next(f"{base}-{n}" for n in range(1, 10**6) if f"{base}-{n}" not in used)
+            used.add(keys[index])
+    return keys
+
+
+def _likeness(record: EventRecord, event: Event) -> tuple[int, int]:
+    same = sum(getattr(record, name) == getattr(event, name) for name in _SIMILARITY_FIELDS)
+    return same, -event.position  # a tie goes to the earlier event, as order-based keys did
 
 
 def _merge_event(record: EventRecord, cached: Event, carried: frozenset[str]) -> None:
@@ -366,6 +409,8 @@ def _merge_event(record: EventRecord, cached: Event, carried: frozenset[str]) ->
             # Key by key; an equal value keeps its cached form (a CSV's 12.0 for a cached 12).
             kept = getattr(cached, name)
             setattr(record, name, kept | {k: v for k, v in getattr(record, name).items() if kept.get(k) != v})
+    if record.label == "" and cached.label == cached.category:
+        record.label = cached.label  # a CSV leaves a label that repeats the category blank
     if cached.decided_at is not None and record.provider_approval == cached.approval:
         record.provider_approval = cached.provider_approval
 
@@ -451,7 +496,8 @@ class _ChunkWriter:
         complete = self.batch_record.complete
         to_create, to_update, seen = [], [], set()
         for item, record, _ in changed:
-            for position, (key, event_record) in enumerate(zip(event_keys(record.events), record.events, strict=True)):
+            keys = record.event_keys if record.event_keys is not None else event_keys(record.events)
+            for position, (key, event_record) in enumerate(zip(keys, record.events, strict=True)):
                 seen.add((item.pk, key))
                 event = existing.get((item.pk, key))
                 if event is not None and not complete:

@@ -140,3 +140,43 @@ def test_labels_with_every_formula_prefix_keep_their_events_through_our_csv(staf
     assert (again.outcome, again.events_created, again.events_removed) == (SyncOutcome.SUCCEEDED, 0, 0)
     assert sorted(batch.events.values_list("label", flat=True)) == sorted(f"{prefix}cmd" for prefix in prefixes)
     assert _export(staff_client, batch, "csv") == first
+
+
+@pytest.mark.parametrize("query", ["sort=severity", "sort=confidence", "severity=high", "severity=low"])
+@pytest.mark.parametrize("file_format", ["json", "csv"])
+def test_twin_events_keep_their_decisions_through_sorted_or_filtered_exports(staff_client, staff, query, file_format):
+    """Two events alike in category, time and label, told apart by their other fields, not their order."""
+    twins = [
+        nomadic_event(category="near_miss", label="bus", severity="low", aiAnalysis="minor", confidence=0.9),
+        nomadic_event(category="near_miss", label="bus", severity="high", aiAnalysis="dangerous", confidence=0.4),
+    ]
+    run = import_bytes(json.dumps(nomadic_analysis("b-twins", [nomadic_result("v1", twins)])).encode(), "t.json")
+    low, high = run.batch.events.order_by("position")
+    review.decide(high, "rejected", staff, note="checked")
+    document = b"".join(staff_client.get(f"/batches/{run.batch.pk}/export.{file_format}?{query}").streaming_content)
+
+    again = import_bytes(document, f"b-twins.{file_format}")
+
+    assert (again.outcome, again.events_created, again.events_removed) == (SyncOutcome.SUCCEEDED, 0, 0)
+    low.refresh_from_db()
+    high.refresh_from_db()
+    assert (high.severity, high.ai_analysis, high.approval, high.decided_by) == ("high", "dangerous", "rejected", staff)
+    assert (low.severity, low.ai_analysis, low.approval, low.decided_at) == ("low", "minor", "pending", None)
+
+
+def test_a_label_that_repeats_its_category_survives_our_csv(staff_client):
+    events = [nomadic_event(category="Collision", label="Collision")]
+    run = import_bytes(json.dumps(nomadic_analysis("b-label", [nomadic_result("v1", events)])).encode(), "l.json")
+    before = _export(staff_client, run.batch, "json")
+    import_bytes(_export(staff_client, run.batch, "csv"), "b-label.csv")
+    assert Event.objects.get().label == "Collision"
+    assert _export(staff_client, run.batch, "json") == before
+
+
+def test_an_event_with_only_an_end_time_round_trips_through_our_csv(staff_client):
+    events = [nomadic_event(t_start="", t_end="00:05")]
+    run = import_bytes(json.dumps(nomadic_analysis("b-end", [nomadic_result("v1", events)])).encode(), "e.json")
+    first = _export(staff_client, run.batch, "csv")
+    again = import_bytes(first, "b-end.csv")
+    assert (again.outcome, again.events_created) == (SyncOutcome.SUCCEEDED, 0), again.error
+    assert _export(staff_client, run.batch, "csv") == first
