@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -235,6 +236,16 @@ def _check_host(url: str) -> None:
 
     ``MEDIA_FETCH_PRIVATE_HOSTS`` allows them (tests, or a provider mirror on the LAN).
     """
+    # One reading of the URL for the check and the fetch: "http://10.0.0.1\\@8.8.8.8/" is
+    # 8.8.8.8 to urlsplit and 10.0.0.1 to urllib3, which would defeat the check.
+    try:
+        ambiguous = (
+            any(char in url for char in "\\ \t\r\n") or urllib3.util.parse_url(url).host != urlsplit(url).hostname
+        )
+    except ValueError:  # urllib3's LocationParseError: not an address at all
+        ambiguous = True
+    if ambiguous:
+        raise ImageRefused("the address is ambiguous")
     if settings.MEDIA_FETCH_PRIVATE_HOSTS:
         return
     host = urlsplit(url).hostname or ""

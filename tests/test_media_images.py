@@ -118,3 +118,13 @@ def test_a_file_import_stores_its_event_thumbnails(cdn, django_capture_on_commit
 def test_stored_image_paths_outside_the_thumbnails_are_refused(staff_client):
     for name in ("../settings.py", "thumbs/../../x.jpg", "other/x.jpg", "thumbs/x.exe"):
         assert staff_client.get(f"/images/{name}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:9\\@8.8.8.8/x.png", "http://127.0.0.1:9\\\\@8.8.8.8/x.png", "http://8.8.8.8 @127.0.0.1/x.png"],
+)
+def test_an_address_read_two_ways_is_refused(settings, url):
+    settings.MEDIA_FETCH_PRIVATE_HOSTS = False
+    with pytest.raises(media.ImageRefused, match="ambiguous|inside this network"):
+        media.download_image(url)

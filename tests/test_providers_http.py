@@ -196,3 +196,45 @@ def test_it_retries_what_can_succeed_later_and_bounds_the_waiting():
     assert retry.respect_retry_after_header
     assert retry.retry_after_max * http.RETRIES <= 120  # the worst total wait of one call, in seconds
     assert retry.raise_on_status is False  # the last answer's body becomes the message
+
+
+def test_the_key_is_not_sent_on_to_another_host_a_redirect_names(nomadic_fake):
+    """requests strips Authorization on such redirects, not the custom x-api-key header."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from reviewer.providers.nomadicml import NomadicMLClient
+    from tests.conftest import NM_KEY
+    from tests.fakes.server import Reply
+
+    seen: list[dict] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(dict(self.headers))
+            body = b'{"status": "completed", "videos": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        elsewhere = f"http://127.0.0.1:{server.server_address[1]}/status"
+        nomadic_fake.inject("status", Reply(302, b"", {"Location": elsewhere}))
+        client = NomadicMLClient(nomadic_fake.base_url, NM_KEY)
+        try:
+            client.get_status("b1")
+        except Exception:  # what the other host answers does not matter here
+            pass
+        finally:
+            client.close()
+    finally:
+        server.shutdown()
+    assert seen, "the redirect was not followed"
+    assert not any(value == NM_KEY for headers in seen for value in headers.values())

@@ -89,11 +89,23 @@ class _TimeoutSession(requests.Session):
     def __init__(self, timeout: tuple[float, float]) -> None:
         super().__init__()
         self.timeout = timeout
+        self.secret_headers: tuple[str, ...] = ()
 
     def request(self, method: str, url: str, *args: object, **kwargs: object) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         return super().request(method, url, *args, **kwargs)
+
+    def rebuild_auth(self, prepared_request, response) -> None:
+        """On a redirect to another host, drop every header that carries the key, not only Authorization.
+
+        requests strips Authorization itself; the providers' keys travel in custom headers
+        (``x-api-key``), which it would forward to whatever host a redirect names.
+        """
+        super().rebuild_auth(prepared_request, response)
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in self.secret_headers:
+                prepared_request.headers.pop(name, None)
 
 
 def make_retry() -> Retry:
@@ -122,6 +134,7 @@ def make_session(headers: dict[str, str], *, timeout: tuple[float, float] | None
     """Return a Session with ``headers`` on every call, a default timeout and the retry policy."""
     session = _TimeoutSession(timeout or DEFAULT_TIMEOUT)
     session.headers.update({"User-Agent": f"reviewer {requests.utils.default_user_agent()}", **headers})
+    session.secret_headers = tuple(headers)  # never sent on to another host (rebuild_auth)
     adapter = HTTPAdapter(max_retries=make_retry())
     session.mount("https://", adapter)
     session.mount("http://", adapter)
