@@ -106,6 +106,8 @@ def import_file(
         return run
     except RecordError as exc:
         return sync.record_failure(run, str(exc))
+    except UnicodeDecodeError:  # past the sniffed part, where no reader was watching for it
+        return sync.record_failure(run, "The file is not UTF-8 text.")
     finally:
         text.detach()
 

@@ -59,6 +59,19 @@ def redact(text: str, secrets: tuple[str, ...] | list[str] = ()) -> str:
     return "".join(out)
 
 
+def mentions_secret(text: str) -> bool:
+    """A fast check (no 8-character pieces): whether ``text`` holds a known key whole, in any case or URL-encoded."""
+    if not _known or not text:
+        return False
+    lowered = text.lower()
+    return any(form in lowered for form in _whole_forms(frozenset(_known)))
+
+
+@lru_cache(maxsize=16)
+def _whole_forms(keys: frozenset[str]) -> frozenset[str]:
+    return frozenset(form.lower() for key in keys for form in (key, quote(key, safe=""), quote_plus(key)))
+
+
 @lru_cache(maxsize=16)
 def _grams(keys: frozenset[str]) -> frozenset[str]:
     """Every MIN_RUN-character piece of every form of the keys, lower-cased."""

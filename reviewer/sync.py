@@ -179,6 +179,19 @@ def event_keys(events: list[EventRecord]) -> Iterator[str]:
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+def _map_strings(value, change):
+    """``value`` with ``change`` applied to every string in it: strings, dict keys and values, lists, dataclasses."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {_map_strings(key, change): _map_strings(item, change) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_map_strings(item, change) for item in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{f.name: _map_strings(getattr(value, f.name), change) for f in fields(value)})
+    return value
+
+
 def _storable(value):
     """``value`` with every NUL and lone surrogate replaced by U+FFFD, in strings, dicts, lists and dataclasses.
 
@@ -188,15 +201,7 @@ def _storable(value):
     database, so both hold the same data. (Records are only rebuilt when their JSON
     shows one; see _ChunkWriter.add.)
     """
-    if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_storable(key): _storable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_storable(item) for item in value)
-    if is_dataclass(value) and not isinstance(value, type):
-        return replace(value, **{f.name: _storable(getattr(value, f.name)) for f in fields(value)})
-    return value
+    return _map_strings(value, lambda text: _UNSTORABLE.sub("\ufffd", text))
 
 
 def _insert_rows(model, rows: list[dict]) -> None:
@@ -434,6 +439,10 @@ class _ChunkWriter:
             data = None
         if data is None or "\\u0000" in encoded:  # JSON always writes a NUL this way: clean only those records
             record = _storable(record)
+            encoded = record.content_json()
+            data = encoded.encode()
+        if redaction.mentions_secret(encoded):  # a provider echoed a key into an item (an error, a raw field)
+            record = _map_strings(record, redaction.redact)
             data = record.content_json().encode()
         self.buffer.append((self.position, record, hashlib.sha256(data).hexdigest()))
         self.position += 1

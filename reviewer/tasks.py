@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.core.files.storage import default_storage
 from django.utils import timezone
 from django_tasks import task
 
-from reviewer import fetch, importers, media
+from reviewer import fetch, importers, media, sync
 from reviewer.models import Batch, Source, SyncRun, SyncTrigger
+
+logger = logging.getLogger(__name__)
 
 
 @task()
@@ -47,6 +51,11 @@ def import_file_task(run_id: int, stored_name: str, options: dict) -> dict:
     try:
         with default_storage.open(stored_name, "rb") as binary:
             run = importers.import_file(binary, name=run.file_name, run=run, **options)
+    except Exception:
+        # A bug, not a bad file: the page must not say "Importing…" for ever.
+        logger.exception("import of %s (run %s) crashed", run.file_name, run_id)
+        sync.record_failure(run, "The import crashed (an internal error; see the server log). Nothing was imported.")
+        raise
     finally:
         default_storage.delete(stored_name)
     return run.as_dict()

@@ -214,7 +214,7 @@ def test_fuzz_nomadicml_parsers_accept_or_refuse_any_json(value, video):
 @given(text=st.text(alphabet=string.printable + "–é\u00a0", max_size=40))
 def test_fuzz_csv_cells_read_back_what_was_written(text):
     values = {column.key: "" for column in csv_columns.COLUMNS} | {
-        "label": text, "category": "c", "t_start": "00:01", "t_end": "00:01", "custom_id": "",
+        "label": text, "category": "\u2603", "t_start": "00:01", "t_end": "00:01", "custom_id": "",
         "provider_item_id": "v1", "confidence": None, "approval": "pending",
     }  # fmt: skip
     import csv

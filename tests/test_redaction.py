@@ -108,3 +108,21 @@ def test_ordinary_text_is_left_alone():
     redaction.remember(TL_KEY)
     text = "TwelveLabs had a server error (HTTP 503): try again later."
     assert redaction.redact(text) == text
+
+
+def test_a_key_echoed_in_an_item_is_stored_nowhere(nomadic_source, nomadic_fake, viewer_client):
+    from reviewer.models import Item
+    from tests.conftest import NM_KEY
+    from tests.fakes import nomadicml as nm
+
+    videos = nm.ask_videos()
+    videos[0]["analysis"] = None
+    videos[0]["pointer"] = {"status": "failed", "last_error": f"upload failed: header X-API-Key={NM_KEY}"}
+    nomadic_fake.add_batch(nm.ASK_BATCH, videos)
+    run = fetch.fetch_batch(nomadic_source, nm.ASK_BATCH)
+    item = Item.objects.get(provider_item_id=videos[0]["video_id"])
+    assert "[redacted]" in item.error_message
+    page = viewer_client.get(run.batch.get_absolute_url()).content.decode()
+    export = b"".join(viewer_client.get(f"/batches/{run.batch.pk}/export.json").streaming_content).decode()
+    for text in (item.error_message, str(item.raw), page, export):
+        assert_no_piece_of(NM_KEY, text)

@@ -138,3 +138,25 @@ def test_a_403_is_logged_as_one_line_without_a_traceback(viewer_client):
         logger.removeHandler(handler)
     lines = stream.getvalue().strip().splitlines()
     assert lines == ["Forbidden (Permission denied): /import/"]
+
+
+def test_a_file_that_breaks_utf_8_past_the_sniffed_part_is_refused(staff_client, django_capture_on_commit_callbacks):
+    metadata = '{"batch_metadata": {"batch_id": "b-late", "metadata": {"pad": "' + "x" * 70_000
+    upload = SimpleUploadedFile("late.json", metadata.encode() + b'\xff"}}, "results": []}')
+    _, response = import_through_the_page(staff_client, upload, django_capture_on_commit_callbacks)
+    assert "not UTF-8" in response.content.decode() and SyncRun.objects.get().outcome == "failed"
+
+
+def test_an_import_that_crashes_is_not_importing_for_ever(
+    staff_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    from reviewer import importers
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(importers, "import_file", crash)
+    upload = SimpleUploadedFile("68f4ddaf8aaa60d33df0e812.jsonl", jsonl([tl_line(tl_id(1))]))
+    _, response = import_through_the_page(staff_client, upload, django_capture_on_commit_callbacks)
+    body = response.content.decode()
+    assert "The import crashed" in body and 'hx-trigger="every 2s"' not in body
