@@ -162,3 +162,33 @@ def test_without_javascript_a_decision_returns_to_its_row_uncovered(browser, liv
         assert box is not None and 0 <= box["y"] < 900 and not covered
     finally:
         context.close()
+
+
+def test_a_viewer_sees_no_actions_and_a_403_page_that_says_why(page, live_server, viewer):
+    from tests.conftest import log_in
+
+    log_in(page, live_server, "victor", "pw-victor")
+    assert page.locator(".topnav a", has_text="Import").count() == 0
+    assert page.locator("a", has_text="Add batch").count() == 0
+    response = page.goto(live_server.url + "/import/")
+    assert response.status == 403
+    expect(page.locator("h1")).to_have_text("You can't do that here")
+    expect(page.locator(".topbar")).to_be_visible()  # in the site's layout, with a way back
+    expect(page.locator("a", has_text="Back to the batches")).to_be_visible()
+
+
+def test_review_mode_shows_names_as_they_are_and_reviewed_by_names_everyone(logged_in_page, live_server, staff):
+    from reviewer import demo
+    from reviewer.models import Batch
+
+    page = logged_in_page
+    demo.load()
+    batch = Batch.objects.get(provider_batch_id=demo.NOMADIC_ASK_BATCH)
+    page.goto(live_server.url + f"/batches/{batch.pk}/review")
+    name = page.locator(".review-text h3", has_text="sf-market-st-")
+    expect(name).to_be_visible()
+    assert name.evaluate("h => getComputedStyle(h).textTransform") == "none"  # shown as the file is named
+    for event in batch.events.filter(approval="pending"):
+        review.decide(event, "approved", staff)
+    page.goto(live_server.url + "/")
+    expect(page.locator("table.batches")).to_contain_text("by alice (36)")
