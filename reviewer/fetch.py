@@ -108,7 +108,7 @@ MAX_BACKOFF = timedelta(hours=1)
 
 
 def auto_sync_due(batch: Batch, now: datetime) -> bool:
-    """Whether an unfinished fetched batch should be synced again now (the polled page, refresh_batches).
+    """Whether an unfinished fetched batch should be synced again now (the batch page's poll).
 
     Not while a sync is queued or running, paused, gone upstream or finished. Otherwise
     after AUTO_SYNC_SECONDS since the last attempt, doubled by every failure in a row

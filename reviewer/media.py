@@ -145,6 +145,11 @@ def store_images(batch: Batch) -> StoredCounts:
     client = _client_or_none(batch)
     try:
         for item in batch.items.filter(thumbnail_attempts__lt=MAX_IMAGE_ATTEMPTS).order_by("position", "id"):
+            if item.thumbnail_file and not item.thumbnail_url:
+                # Stored from an adapter lookup (a TwelveLabs asset): asking again on every sync
+                # would cost two provider calls per item for the same picture.
+                counts.kept += 1
+                continue
             try:
                 url = batch.adapter.thumbnail_source(client, item) if client else item.thumbnail_url
             except ProviderError as exc:

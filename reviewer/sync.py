@@ -17,6 +17,7 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, is_dataclass, replace
+from functools import lru_cache
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -252,7 +253,7 @@ def _upsert_batch(source: Source | None, record: BatchRecord) -> Batch:
     Two first syncs of one new batch both find no row; the second insert then breaks the
     unique constraint (PostgreSQL), so it waits for the first to commit and takes its row.
     """
-    if problem := too_long(record, Batch, _BATCH_FIELDS + ("provider_batch_id",)):
+    if problem := _too_long(record, Batch, _BATCH_FIELDS + ("provider_batch_id",)):
         raise RecordError(f"The batch's {problem}.")
     batch = _find_batch(source, record)
     if batch is None:
@@ -269,17 +270,23 @@ def _upsert_batch(source: Source | None, record: BatchRecord) -> Batch:
     return batch
 
 
-def too_long(record, model, names) -> str:
+def _too_long(record, model, names: tuple[str, ...]) -> str:
     """'<field> is longer than N characters' for the first text field of ``record`` over its column; else ''.
 
     SQLite stores any length and PostgreSQL refuses: both refuse here, with the same message.
     """
-    for name in names:
+    for name, limit in _length_limits(model, names):
         value = getattr(record, name, None)
-        limit = getattr(model._meta.get_field(name), "max_length", None)
-        if isinstance(value, str) and limit and len(value) > limit:
+        if isinstance(value, str) and len(value) > limit:
             return f"{name.replace('_', ' ')} is longer than {limit} characters ({len(value):,})"
     return ""
+
+
+@lru_cache(maxsize=8)
+def _length_limits(model, names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """The fields of ``names`` with a length limit, and the limit: looked up once, checked on every record."""
+    fields_ = (model._meta.get_field(name) for name in names)
+    return tuple((field.name, field.max_length) for field in fields_ if getattr(field, "max_length", None))
 
 
 def _copy_batch_fields(batch: Batch, record: BatchRecord) -> None:
@@ -309,10 +316,10 @@ def _finish_batch(batch: Batch, record: BatchRecord) -> None:
 
 def _item_too_long(record: ItemRecord) -> str:
     what = f"{record.provider_item_id[:60]}: "
-    if problem := too_long(record, Item, ("provider_item_id", *ITEM_FIELDS)):
+    if problem := _too_long(record, Item, ("provider_item_id", *ITEM_FIELDS)):
         return what + problem
     for index, event in enumerate(record.events):
-        if problem := too_long(event, Event, EVENT_FIELDS):
+        if problem := _too_long(event, Event, EVENT_FIELDS):
             return f"{what}event {index}: {problem}"
     return ""
 

@@ -128,3 +128,11 @@ def test_an_address_read_two_ways_is_refused(settings, url):
     settings.MEDIA_FETCH_PRIVATE_HOSTS = False
     with pytest.raises(media.ImageRefused, match="ambiguous|inside this network"):
         media.download_image(url)
+
+
+def test_a_stored_asset_thumbnail_is_not_looked_up_again(synced, twelvelabs_fake):
+    run_worker()
+    asked = twelvelabs_fake.calls_to("asset")
+    counts = media.store_images(synced[0])
+    assert counts.stored == 0 and counts.kept > 0
+    assert twelvelabs_fake.calls_to("asset") == asked
