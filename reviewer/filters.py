@@ -96,6 +96,8 @@ class BatchFilter:
     def events(self) -> QuerySet[Event]:
         """The events shown, across the shown items (what the exports write)."""
         events = Event.objects.filter(batch=self.batch).filter(self.event_q())
+        if self.batch.loading:  # its first load is being written: nothing is shown before it ends
+            return events.none()
         if self.status:
             events = events.filter(item__status__in=self.status)
         return events
@@ -103,6 +105,8 @@ class BatchFilter:
     def item_queryset(self) -> QuerySet[Item]:
         """The items shown, unordered and without their events (for counting)."""
         items = Item.objects.filter(batch=self.batch)
+        if self.batch.loading:
+            return items.none()
         if self.status:
             items = items.filter(status__in=self.status)
         matching = Event.objects.filter(item=OuterRef("pk")).filter(self.event_q())

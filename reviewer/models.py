@@ -95,6 +95,12 @@ class Source(models.Model):
 SYNC_LEASE = timedelta(seconds=60)
 
 
+class Loading(models.TextChoices):
+    NONE = "", "Not loading"
+    FIRST = "first", "First load"
+    NEW = "new", "First load of a new batch"
+
+
 class SyncState(models.TextChoices):
     IDLE = "idle", "Idle"
     QUEUED = "queued", "Queued"
@@ -155,6 +161,11 @@ class Batch(models.Model):
     # automatic re-syncs stop until someone syncs by hand or a sync succeeds.
     sync_paused = models.BooleanField(default=False)
     gone_upstream = models.BooleanField(default=False)
+    # A first sync or import writes a batch's items in short committed chunks (sync.py), so
+    # reviewers of other batches never wait on a long write; until it finishes they are
+    # not shown ("first": the batch was there, empty; "new": the load made the row and a
+    # failed load removes it).
+    loading = models.CharField(max_length=8, choices=Loading.choices, default=Loading.NONE, blank=True)
 
     objects = BatchQuerySet.as_manager()
 
@@ -196,17 +207,26 @@ class Batch(models.Model):
     @property
     def sync_stalled(self) -> bool:
         """A sync marked running whose process stopped renewing its heartbeat (killed, or the machine died)."""
-        if self.sync_state != SyncState.RUNNING:
-            return False
+        return self.sync_state == SyncState.RUNNING and self.heartbeat_expired
+
+    @property
+    def heartbeat_expired(self) -> bool:
         beat = self.sync_heartbeat_at
         return beat is None or timezone.now() - beat > SYNC_LEASE
 
     @property
     def needs_watching(self) -> bool:
         """Whether an open batch page polls this batch (used by batch_detail.html#status)."""
+        if self.loading:
+            return True
         if self.source_id is None or self.gone_upstream:
             return False
         return self.is_syncing or not (self.is_terminal or self.sync_paused)
+
+    @property
+    def items_loaded(self) -> int:
+        """How many items a running load has written so far (its progress)."""
+        return Item.objects.filter(batch=self).count() if self.loading else 0
 
     @property
     def pending_total(self) -> int:

@@ -29,6 +29,7 @@ from reviewer.models import (
     BatchStatus,
     Event,
     Item,
+    Loading,
     Source,
     SyncOutcome,
     SyncRun,
@@ -76,36 +77,209 @@ def write_records(
 
     ``records`` may be a lazy stream; it is consumed once. A RecordError or a
     ProviderError (a provider stream that broke, a failed chunk) raised while
-    iterating, or any Malformed record when ``skip_invalid`` is false, rolls the whole
-    run back.
+    iterating, or any Malformed record when ``skip_invalid`` is false, undoes the whole
+    run.
+
+    Two ways, both all-or-nothing and both short on locks (on SQLite one writer at a
+    time: a reviewer's decision waits for whichever transaction is open):
+    - a batch with no items yet (the big case: a first sync, an import) is *loaded*:
+      its items are written in short committed chunks while ``Batch.loading`` hides
+      them, then shown at once; a failure deletes them again, and a load whose process
+      died is reclaimed by the next run or by the worker (reclaim_stalled_loads);
+    - a batch with items is *updated* in one transaction, which only writes what
+      changed: the unchanged items are found before it opens.
     """
     run = run or SyncRun(trigger=trigger, file_name=file_name[:255])
     try:
+        batch, leftovers = _claim(source, batch_record)
+    except (Refused, RecordError) as exc:
+        return record_failure(run, str(exc), batch=_find_batch(source, batch_record))
+    if file_name and source is None:
+        batch.imported_from = file_name[:255]  # the batch list names the file of an imported batch
+    if batch.loading:
+        return _load(batch, batch_record, records, run, skip_invalid=skip_invalid, leftovers=leftovers)
+    try:
+        unchanged_ids: set[int] = set()
+        records = spooled(_without_unchanged(batch, batch_record, records, run, unchanged_ids))
         with transaction.atomic():
             batch = _upsert_batch(source, batch_record)
             if file_name and source is None:
-                batch.imported_from = file_name[:255]  # the batch list names the file of an imported batch
+                batch.imported_from = file_name[:255]
             writer = _ChunkWriter(batch, run, batch_record)
-            for record in records:
-                if isinstance(record, Malformed):
-                    run.malformed_lines.append({"line": record.line, "error": _storable(record.error)})
-                elif problem := _item_too_long(record):
-                    run.malformed_lines.append({"line": writer.position + 1, "error": problem})
-                else:
-                    writer.add(record)
-            writer.flush()
-            if run.malformed_lines and not skip_invalid:
-                raise Refused(f"{len(run.malformed_lines)} malformed record(s); nothing was imported.")
-            if batch_record.complete:
-                _mark_unlisted(batch, writer.seen_item_ids)
-            _finish_batch(batch, batch_record)
-            run.batch = batch
-            run.outcome = SyncOutcome.SUCCEEDED
-            run.finished_at = timezone.now()
-            run.save()
-            return run
+            writer.seen_item_ids |= unchanged_ids
+            _write_all(writer, records, run, skip_invalid)
+            unlisted_changed = batch_record.complete and _mark_unlisted(batch, writer.seen_item_ids)
+            _finish_batch(batch, batch_record, recount=unlisted_changed or _wrote_anything(run))
+            return _succeeded(run, batch)
     except (Refused, RecordError, ProviderError) as exc:
         return record_failure(run, str(exc), batch=_find_batch(source, batch_record))
+
+
+def _write_all(writer: _ChunkWriter, records: Iterable, run: SyncRun, skip_invalid: bool) -> None:
+    """Write every record (an ItemRecord, a (position, ItemRecord) pair or a Malformed); refuse malformed ones."""
+    for entry in records:
+        if isinstance(entry, Malformed):
+            run.malformed_lines.append({"line": entry.line, "error": _storable(entry.error)})
+            continue
+        position, record = entry if isinstance(entry, tuple) else (writer.position, entry)
+        if problem := _item_too_long(record):
+            run.malformed_lines.append({"line": position + 1, "error": problem})
+        else:
+            writer.add(record, position)
+    writer.flush()
+    if run.malformed_lines and not skip_invalid:
+        raise Refused(f"{len(run.malformed_lines)} malformed record(s); nothing was imported.")
+
+
+def _succeeded(run: SyncRun, batch: Batch) -> SyncRun:
+    run.batch = batch
+    run.outcome = SyncOutcome.SUCCEEDED
+    run.finished_at = timezone.now()
+    run.save()
+    return run
+
+
+def _wrote_anything(run: SyncRun) -> bool:
+    return bool(run.items_created or run.items_updated or run.events_created or run.events_updated
+                or run.events_removed)  # fmt: skip
+
+
+# --- Loading a batch with no items, in committed chunks ----------------------------------
+
+
+class _LoadBusy(Refused):
+    pass
+
+
+def _claim(source: Source | None, record: BatchRecord) -> tuple[Batch, bool]:
+    """The batch row (created if new); marked ``loading`` if it has no items yet. One short transaction.
+
+    Returns the batch and whether a dead load's rows must be deleted first. A batch
+    another live run is loading is refused (the caller says so; nothing changes).
+    """
+    with transaction.atomic():
+        existing = _find_batch(source, record)
+        batch = _upsert_batch(source, record, copy_fields=False)
+        leftovers = False
+        if batch.loading:
+            if not batch.heartbeat_expired:
+                raise _LoadBusy("This batch is being loaded by another sync or import; try again when it finishes.")
+            leftovers = True  # its process died mid-load: this run takes over
+        elif not Item.objects.filter(batch=batch).exists():
+            batch.loading = Loading.NEW if existing is None else Loading.FIRST
+        if batch.loading:
+            batch.sync_heartbeat_at = timezone.now()
+            if batch.sync_state != SyncState.RUNNING:
+                batch.sync_state = SyncState.RUNNING
+            batch.save(update_fields=["loading", "sync_heartbeat_at", "sync_state"])
+    return batch, leftovers
+
+
+def _load(batch: Batch, batch_record: BatchRecord, records, run: SyncRun, *, skip_invalid: bool, leftovers: bool):
+    try:
+        if leftovers:
+            _delete_items(batch)
+        writer = _ChunkWriter(batch, run, batch_record, commit_chunks=True)
+        _write_all(writer, records, run, skip_invalid)
+        with transaction.atomic():
+            current = Batch.objects.select_for_update().get(pk=batch.pk)
+            current.imported_from = batch.imported_from
+            current.loading = Loading.NONE
+            _finish_batch(current, batch_record)
+            return _succeeded(run, current)
+    except (Refused, RecordError, ProviderError) as exc:
+        kept = _unload(batch)
+        return record_failure(run, str(exc), batch=kept)
+    except BaseException:
+        try:
+            _unload(batch)
+        except Exception:  # the database went away too: reclaim_stalled_loads will do it
+            logger.exception("could not undo the interrupted load of batch %s", batch.pk)
+        raise
+
+
+def _unload(batch: Batch) -> Batch | None:
+    """Delete what a failed load wrote; the batch row too if the load made it. Returns the batch kept, if any."""
+    _delete_items(batch)
+    with transaction.atomic():
+        current = Batch.objects.select_for_update().filter(pk=batch.pk).first()
+        if current is None:
+            return None
+        if current.loading == Loading.NEW:
+            current.delete()
+            return None
+        current.loading = Loading.NONE
+        current.save(update_fields=["loading"])
+        return current
+
+
+def _delete_items(batch: Batch) -> None:
+    """Delete a loading batch's items and events, a short transaction per chunk."""
+    for model, size in ((Event, 5 * CHUNK_SIZE), (Item, CHUNK_SIZE)):
+        while ids := list(model.objects.filter(batch=batch).values_list("pk", flat=True)[:size]):
+            with transaction.atomic():
+                model.objects.filter(pk__in=ids)._raw_delete(connection.alias)  # nothing refers to them yet
+
+
+def reclaim_stalled_loads() -> int:
+    """Undo the loads whose process died (no heartbeat for SYNC_LEASE); returns how many. Run by the worker."""
+    reclaimed = 0
+    for batch in Batch.objects.exclude(loading=Loading.NONE):
+        if not batch.heartbeat_expired:
+            continue
+        kept = _unload(batch)
+        if kept is not None:
+            message = "The last sync or import stopped without finishing (its process stopped); nothing was kept."
+            Batch.objects.filter(pk=kept.pk).update(sync_state=SyncState.FAILED, last_error=message)
+        logger.warning("reclaimed the interrupted load of batch %s", batch)
+        reclaimed += 1
+    return reclaimed
+
+
+# --- Updating a batch that has items ------------------------------------------------------
+
+
+def _without_unchanged(batch: Batch, batch_record: BatchRecord, records, run: SyncRun, unchanged_ids: set[int]):
+    """``records`` as (position, record) pairs, minus the items whose cached copy is the same.
+
+    Read before the update's transaction opens: a re-sync or re-import where little
+    changed then holds the write lock only for what changed. The unchanged items are
+    counted on ``run`` and their ids added to ``unchanged_ids``. The transaction
+    compares again, so a change made meanwhile is never lost.
+    """
+    chunk: list[tuple[int, ItemRecord]] = []
+    position = 0
+    for record in records:
+        if isinstance(record, Malformed) or _item_too_long(record):
+            yield record  # refused by _write_all, as in a load
+            continue
+        chunk.append((position, record))
+        position += 1
+        if len(chunk) >= CHUNK_SIZE:
+            yield from _changed_in(batch, batch_record, chunk, run, unchanged_ids)
+            chunk = []
+    yield from _changed_in(batch, batch_record, chunk, run, unchanged_ids)
+
+
+def _changed_in(batch, batch_record, chunk: list[tuple[int, ItemRecord]], run: SyncRun, unchanged_ids: set[int]):
+    if not chunk:
+        return
+    cached = {
+        provider_item_id: (pk, digest, position)
+        for pk, provider_item_id, digest, position in Item.objects.filter(
+            batch=batch, provider_item_id__in=[record.provider_item_id for _, record in chunk]
+        ).values_list("pk", "provider_item_id", "content_hash", "position")
+    }
+    prepared = [(position, *_prepared(record)) for position, record in chunk]
+    if batch_record.carried_item_fields is not None:
+        prepared = _merge_cached(batch, batch_record, prepared)
+    for (position, record, digest), (original_position, original) in zip(prepared, chunk, strict=True):
+        if cached.get(record.provider_item_id, (None, None, None))[1:] == (digest, position):
+            unchanged_ids.add(cached[record.provider_item_id][0])
+            run.items_unchanged += 1
+            run.events_unchanged += len(record.events)
+        else:
+            yield original_position, original
 
 
 def spooled(stream: Iterator[ItemRecord | Malformed]) -> Iterator[ItemRecord | Malformed]:
@@ -247,8 +421,10 @@ def _find_batch(source: Source | None, record: BatchRecord) -> Batch | None:
     return Batch.objects.filter(provider_batch_id=record.provider_batch_id, **lookup).first()
 
 
-def _upsert_batch(source: Source | None, record: BatchRecord) -> Batch:
+def _upsert_batch(source: Source | None, record: BatchRecord, *, copy_fields: bool = True) -> Batch:
     """The batch row, created if new, locked for this run: syncs and imports of one batch take turns.
+
+    ``copy_fields``: write the record's batch fields now (an update), not when a load ends.
 
     Two first syncs of one new batch both find no row; the second insert then breaks the
     unique constraint (PostgreSQL), so it waits for the first to commit and takes its row.
@@ -265,8 +441,9 @@ def _upsert_batch(source: Source | None, record: BatchRecord) -> Batch:
         except IntegrityError:
             batch = _find_batch(source, record)
     batch = Batch.objects.select_for_update().get(pk=batch.pk)
-    _copy_batch_fields(batch, record)
-    batch.save()
+    if copy_fields:
+        _copy_batch_fields(batch, record)
+        batch.save()
     return batch
 
 
@@ -300,9 +477,11 @@ def _copy_batch_fields(batch: Batch, record: BatchRecord) -> None:
         batch.status = record.status
 
 
-def _finish_batch(batch: Batch, record: BatchRecord) -> None:
+def _finish_batch(batch: Batch, record: BatchRecord, *, recount: bool = True) -> None:
+    """Copy the batch fields, recount (``recount``: something was written) and mark the batch synced."""
     _copy_batch_fields(batch, record)  # readers may learn fields (e.g. mode) while streaming
-    batch.refresh_counts()
+    if recount or batch.event_facets is None:
+        batch.refresh_counts()
     if not record.status:
         done = all(status in TERMINAL_ITEM_STATUSES for status in batch.item_counts)
         batch.status = BatchStatus.COMPLETED if done else BatchStatus.PROCESSING
@@ -324,14 +503,18 @@ def _item_too_long(record: ItemRecord) -> str:
     return ""
 
 
-def _mark_unlisted(batch: Batch, seen: set[int]) -> None:
-    """Flag the cached items a complete listing no longer names (kept, decisions and all); unflag the rest."""
+def _mark_unlisted(batch: Batch, seen: set[int]) -> bool:
+    """Flag the cached items a complete listing no longer names (kept, decisions and all); unflag the rest.
+
+    Returns whether any flag changed.
+    """
     flagged = set(batch.items.filter(gone_upstream=True).values_list("pk", flat=True))
     unlisted = set(batch.items.values_list("pk", flat=True)) - seen - flagged
     back = flagged & seen
     for ids, value in ((sorted(unlisted), True), (sorted(back), False)):
         for start in range(0, len(ids), CHUNK_SIZE):
             Item.objects.filter(pk__in=ids[start : start + CHUNK_SIZE]).update(gone_upstream=value)
+    return bool(unlisted or back)
 
 
 def _merge_cached(
@@ -427,41 +610,66 @@ def _merge_event(record: EventRecord, cached: Event, carried: frozenset[str]) ->
         record.provider_approval = cached.provider_approval
 
 
-class _ChunkWriter:
-    """Buffers item records and writes them CHUNK_SIZE at a time with bulk queries."""
+def _prepared(record: ItemRecord) -> tuple[ItemRecord, str]:
+    """``record`` made storable (no NUL, no lone surrogate, no API key) and its content hash."""
+    encoded = record.content_json()
+    try:
+        data = encoded.encode()  # a lone surrogate cannot be encoded
+    except UnicodeEncodeError:
+        data = None
+    if data is None or "\\u0000" in encoded:  # JSON always writes a NUL this way: clean only those records
+        record = _storable(record)
+        encoded = record.content_json()
+        data = encoded.encode()
+    if redaction.mentions_secret(encoded):  # a provider echoed a key into an item (an error, a raw field)
+        record = _map_strings(record, redaction.redact)
+        data = record.content_json().encode()
+    return record, hashlib.sha256(data).hexdigest()
 
-    def __init__(self, batch: Batch, run: SyncRun, batch_record: BatchRecord) -> None:
+
+# Events per committed chunk of a load: about a tenth of a second of writing on SQLite,
+# the most a reviewer's decision then waits for the write lock.
+LOAD_CHUNK_EVENTS = 1000
+
+
+class _ChunkWriter:
+    """Buffers item records and writes them a chunk at a time with bulk queries.
+
+    ``commit_chunks`` (a load): each chunk is its own transaction, and renews the batch's heartbeat.
+    """
+
+    def __init__(self, batch: Batch, run: SyncRun, batch_record: BatchRecord, *, commit_chunks: bool = False) -> None:
         self.batch = batch
         self.run = run
         self.batch_record = batch_record
+        self.commit_chunks = commit_chunks
         self.seen_item_ids: set[int] = set()  # every item this run named (see _mark_unlisted)
         self.buffer: list[tuple[int, ItemRecord, str]] = []  # (position, record, content hash)
-        self.position = 0
+        self.buffered_events = 0
+        self.position = 0  # the next item's position, when the records do not say
 
-    def add(self, record: ItemRecord) -> None:
-        encoded = record.content_json()
-        try:
-            data = encoded.encode()  # a lone surrogate cannot be encoded
-        except UnicodeEncodeError:
-            data = None
-        if data is None or "\\u0000" in encoded:  # JSON always writes a NUL this way: clean only those records
-            record = _storable(record)
-            encoded = record.content_json()
-            data = encoded.encode()
-        if redaction.mentions_secret(encoded):  # a provider echoed a key into an item (an error, a raw field)
-            record = _map_strings(record, redaction.redact)
-            data = record.content_json().encode()
-        self.buffer.append((self.position, record, hashlib.sha256(data).hexdigest()))
-        self.position += 1
-        if len(self.buffer) >= CHUNK_SIZE:
+    def add(self, record: ItemRecord, position: int) -> None:
+        record, digest = _prepared(record)
+        self.buffer.append((position, record, digest))
+        self.position = position + 1
+        self.buffered_events += len(record.events)
+        if len(self.buffer) >= CHUNK_SIZE or (self.commit_chunks and self.buffered_events >= LOAD_CHUNK_EVENTS):
             self.flush()
 
     def flush(self) -> None:
         if not self.buffer:
             return
-        chunk, self.buffer = self.buffer, []
-        if self.batch_record.carried_item_fields is not None:
-            chunk = _merge_cached(self.batch, self.batch_record, chunk)
+        chunk, self.buffer, self.buffered_events = self.buffer, [], 0
+        if not self.commit_chunks:
+            self._write(chunk)
+            return
+        with transaction.atomic():
+            self._write(chunk)
+            Batch.objects.filter(pk=self.batch.pk).update(sync_heartbeat_at=timezone.now())
+
+    def _write(self, chunk: list[tuple[int, ItemRecord, str]]) -> None:
+        if self.batch_record.carried_item_fields is not None and not self.commit_chunks:
+            chunk = _merge_cached(self.batch, self.batch_record, chunk)  # a load has nothing cached to merge
         changed = self._write_items(chunk)
         if changed:
             self._write_events(changed)

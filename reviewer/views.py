@@ -41,6 +41,7 @@ from reviewer.models import (
     Batch,
     Decision,
     Event,
+    Loading,
     Provider,
     Source,
     SyncOutcome,
@@ -241,11 +242,16 @@ def _enqueue_sync(batch: Batch) -> None:
 # --- Review: decisions on one event, on many, undo, history ---
 
 
+def _shown_event(pk: int, *related: str) -> Event:
+    """The event, or 404; also while its batch is loading (a load's rows are not shown before it ends)."""
+    return get_object_or_404(Event.objects.select_related(*related).filter(batch__loading=Loading.NONE), pk=pk)
+
+
 @require_POST
 @reviewer_required
 def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
     """Set one event's approval. htmx gets the event back (row or focus card); a plain form is redirected."""
-    event = get_object_or_404(Event.objects.select_related("batch"), pk=pk)
+    event = _shown_event(pk, "batch")
     batch = event.batch
     revision = request.POST.get("revision", "")
     try:
@@ -293,6 +299,8 @@ def batch_decisions(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(Batch, pk=pk)
     decision = request.POST.get("decision", "")
     expected = _number(request.POST.get("expected_count"))
+    if batch.loading:
+        return _refuse(request, batch, "This batch is still loading: nothing can be decided before it ends.")
     if request.POST.get("all_matching") == "1":
         batch_filter, form = filters.parse(request.POST, batch)
         if batch_filter is None:
@@ -385,7 +393,7 @@ def event_media(request: HttpRequest, pk: int) -> JsonResponse:
     reported dead by the browser (``?refresh=1``). No video: ``{"error": …}`` with a 4xx
     (503 while the provider is unreachable). Any logged-in user may watch.
     """
-    event = get_object_or_404(Event.objects.select_related("item__batch__source"), pk=pk)
+    event = _shown_event(pk, "item__batch__source")
     try:
         answer = media.event_media(event, refresh=request.GET.get("refresh") == "1")
     except media.NoVideo as exc:
@@ -401,7 +409,7 @@ def event_media(request: HttpRequest, pk: int) -> JsonResponse:
 @require_GET
 def event_pane(request: HttpRequest, pk: int) -> HttpResponse:
     """The event detail pane of the batch page: the event, its video player and its video's timeline."""
-    event = get_object_or_404(Event.objects.select_related("item__batch", "decided_by"), pk=pk)
+    event = _shown_event(pk, "item__batch", "decided_by")
     return render(request, "reviewer/_event_pane.html", _player_context(event))
 
 
@@ -442,7 +450,7 @@ def stored_image(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_GET
 def event_history(request: HttpRequest, pk: int) -> HttpResponse:
-    event = get_object_or_404(Event, pk=pk)
+    event = _shown_event(pk)
     decisions = event.decisions.select_related("user").order_by("-created_at", "-id")[:200]
     return render(request, "reviewer/_history.html", {"event": event, "decisions": decisions})
 

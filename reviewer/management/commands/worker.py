@@ -4,20 +4,41 @@
 locked" while a long import writes on SQLite, PostgreSQL restarting), and background
 syncs and imports then stop until someone restarts it. This command restarts it after
 such an error, waiting longer each time (1 s, 2 s, … at most a minute), and logs why.
+
+Beside it, a thread undoes every RECLAIM_SECONDS the first loads whose process died
+(sync.reclaim_stalled_loads): a worker killed mid-import leaves no half-loaded batch.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
+
+from reviewer import sync
 
 logger = logging.getLogger(__name__)
 
 MAX_DELAY = 60.0
+RECLAIM_SECONDS = 30.0
+
+
+def reclaim_loop(stop: threading.Event) -> None:
+    """Reclaim dead loads now and every RECLAIM_SECONDS until ``stop`` is set (its own connection)."""
+    try:
+        while True:
+            try:
+                sync.reclaim_stalled_loads()
+            except DatabaseError as exc:  # locked or unreachable for now: the next round tries again
+                logger.warning("Could not reclaim interrupted loads: %s", exc)
+            if stop.wait(RECLAIM_SECONDS):
+                return
+    finally:
+        connections.close_all()
 
 
 class Command(BaseCommand):
@@ -28,6 +49,16 @@ class Command(BaseCommand):
         parser.add_argument("--max-restarts", type=int, default=None, help="give up after this many restarts")
 
     def handle(self, *args, **options):
+        stop = threading.Event()
+        reclaimer = threading.Thread(target=reclaim_loop, args=(stop,), daemon=True, name="reclaim-loads")
+        reclaimer.start()
+        try:
+            self._run(options)
+        finally:
+            stop.set()
+            reclaimer.join(10)
+
+    def _run(self, options) -> None:
         delay, restarts = 1.0, 0
         worker_options = ["--no-reload"] + (["--batch", "--no-startup-delay"] if options["batch"] else [])
         while True:
