@@ -15,6 +15,10 @@
    page under several filters and the CSV export, for --seconds seconds.
 4. Requests per second, p50/p95/p99 latency and errors per endpoint, printed and written
    to bench/load-results.json.
+5. The write phase (bench/load_writes.py; --no-writes skips it): a ~200 MB import of
+   220,000 events uploaded through the Import page and a first sync of 150,000 events
+   from a fake NomadicML server, run by `manage.py worker`, while 10 reviewers decide:
+   decision latency and failures, the upload's time, both outcomes, the worker alive.
 
 Bounded: no request starts after --seconds, each has a --timeout, and gunicorn (its
 process group, started by this script) is stopped at the end, on error and on Ctrl-C.
@@ -72,6 +76,12 @@ def main() -> int:
     parser.add_argument("--per-item", type=int, default=10, help="events per video in the synthetic batch (10)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds one request may take (60)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"results file ({RESULTS.relative_to(ROOT)})")
+    writes = parser.add_argument_group("the write phase (bench/load_writes.py), after the clients")
+    writes.add_argument("--no-writes", action="store_true", help="skip the write phase")
+    writes.add_argument("--import-events", type=int, default=220_000, help="events in the uploaded file (220,000)")
+    writes.add_argument("--sync-events", type=int, default=150_000, help="events in the synced batch (150,000)")
+    writes.add_argument("--deciders", type=int, default=10, help="reviewers deciding meanwhile (10)")
+    writes.add_argument("--write-timeout", type=float, default=900.0, help="seconds the import and sync may take")
     args = parser.parse_args()
     if args.seconds <= 0 or args.clients < 1 or args.workers < 1 or args.events < 1 or args.per_item < 1:
         parser.error("--seconds, --clients, --workers, --events and --per-item must be positive")
@@ -89,10 +99,18 @@ def main() -> int:
             cookies = log_in(server.url)
             print(f"Serving on {server.url} ({args.workers} workers); {args.clients} clients for {args.seconds:g} s...")
             stats, elapsed = run_clients(server.url, batch_pk, cookies, args)
+            writes = None
+            if not args.no_writes:
+                from bench import load_writes  # importable once prepare() put the repository on sys.path
+
+                writes = load_writes.run_write_phase(server.url, cookies, Path(tmp), env, args, batch_pk)
         finally:
             server.stop()
         report = summarize(stats, elapsed, args, setup, server.url)
+        report["writes"] = writes
     print_table(report)
+    if writes is not None:
+        load_writes.print_writes(writes)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"Wrote {args.output}")
     return 0
@@ -132,7 +150,7 @@ def prepare(tmp: Path, env: dict[str, str], args: argparse.Namespace) -> tuple[i
     import django
 
     django.setup()
-    from django.contrib.auth.models import User
+    from django.contrib.auth.models import Group, User
     from django.core.management import call_command
     from django.db import connections
 
@@ -142,7 +160,8 @@ def prepare(tmp: Path, env: dict[str, str], args: argparse.Namespace) -> tuple[i
     call_command("collectstatic", interactive=False, verbosity=0)
     demo.load()
     batch = synthetic_batch(args.events, args.per_item)
-    User.objects.create_user(USERNAME, password=PASSWORD)
+    user = User.objects.create_user(USERNAME, password=PASSWORD)
+    user.groups.add(Group.objects.get(name="reviewer"))  # the write phase decides
     connections.close_all()
     return batch.pk, {
         "events": batch.event_total,
@@ -226,7 +245,7 @@ class Gunicorn:
     def start(self) -> None:
         command = [
             sys.executable, "-m", "gunicorn", "reviewer.wsgi", "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(self.workers), "--timeout", "120", "--graceful-timeout", "5",
+            "--workers", str(self.workers), "--graceful-timeout", "5",  # the README's command: 30 s timeout
             "--log-level", "warning", "--error-logfile", str(self.log_path),
         ]  # fmt: skip
         self.process = subprocess.Popen(

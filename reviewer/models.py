@@ -280,22 +280,38 @@ class Batch(models.Model):
 
     def refresh_counts(self) -> None:
         """Recompute the stored counters with one aggregate query per table."""
+        self.set_counts(self.counted())
+        self.save(update_fields=list(self.counted_fields))
+
+    counted_fields = ("item_counts", "item_total", "event_facets", "approval_counts", "event_total")
+
+    def counted(self) -> dict:
+        """The stored counters as the rows are now (reads only): what refresh_counts stores."""
         item_rows = self.items.values("status").annotate(n=models.Count("id")).order_by()
-        self.item_counts = {row["status"]: row["n"] for row in item_rows}
-        self.item_total = sum(self.item_counts.values())
-        self.event_facets = {
-            name: sorted(set(self.events.order_by().values_list(name, flat=True).distinct()) - {""})
-            for name in ("severity", "category")
+        item_counts = {row["status"]: row["n"] for row in item_rows}
+        return {
+            "item_counts": item_counts,
+            "item_total": sum(item_counts.values()),
+            "event_facets": {
+                name: sorted(set(self.events.order_by().values_list(name, flat=True).distinct()) - {""})
+                for name in ("severity", "category")
+            },
+            **self._approval_counts(),
         }
-        self.save(update_fields=["item_counts", "item_total", "event_facets"])
-        self.refresh_approval_counts()
+
+    def set_counts(self, counts: dict) -> None:
+        for name, value in counts.items():
+            setattr(self, name, value)
 
     def refresh_approval_counts(self) -> None:
         """Recompute the per-approval counters (after a review action or a sync)."""
-        event_rows = self.events.values("approval").annotate(n=models.Count("id")).order_by()
-        self.approval_counts = {row["approval"]: row["n"] for row in event_rows}
-        self.event_total = sum(self.approval_counts.values())
+        self.set_counts(self._approval_counts())
         self.save(update_fields=["approval_counts", "event_total"])
+
+    def _approval_counts(self) -> dict:
+        event_rows = self.events.values("approval").annotate(n=models.Count("id")).order_by()
+        approval_counts = {row["approval"]: row["n"] for row in event_rows}
+        return {"approval_counts": approval_counts, "event_total": sum(approval_counts.values())}
 
 
 class Item(models.Model):

@@ -95,6 +95,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A sync and several reviewers write at once: WAL lets readers go on while one
     # writes, IMMEDIATE takes the write lock at BEGIN (no lock-upgrade deadlocks), and
     # the timeout makes a writer wait instead of failing with "database is locked".
+    # reviewer/sqlite: write transactions take turns fairly (a decision is not starved
+    # by a long import's chunks).
+    DATABASES["default"]["ENGINE"] = "reviewer.sqlite"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20, minimum=1),

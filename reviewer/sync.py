@@ -14,6 +14,7 @@ import logging
 import pickle
 import re
 import tempfile
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, is_dataclass, replace
@@ -91,7 +92,9 @@ def write_records(
     """
     run = run or SyncRun(trigger=trigger, file_name=file_name[:255])
     try:
-        batch, leftovers = _claim(source, batch_record)
+        batch, leftovers = _claim_when_free(source, batch_record)
+    except _LoadBusy as exc:
+        return record_failure(run, str(exc))  # the batch is another run's: its state is left alone
     except (Refused, RecordError) as exc:
         return record_failure(run, str(exc), batch=_find_batch(source, batch_record))
     if file_name and source is None:
@@ -151,6 +154,21 @@ class _LoadBusy(Refused):
     pass
 
 
+LOAD_WAIT_SECONDS = 900.0  # how long a run waits for another run's load of its batch to end
+
+
+def _claim_when_free(source: Source | None, record: BatchRecord) -> tuple[Batch, bool]:
+    """_claim, waiting while another live run loads the batch: runs of one batch take turns."""
+    deadline = time.monotonic() + LOAD_WAIT_SECONDS
+    while True:
+        try:
+            return _claim(source, record)
+        except _LoadBusy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def _claim(source: Source | None, record: BatchRecord) -> tuple[Batch, bool]:
     """The batch row (created if new); marked ``loading`` if it has no items yet. One short transaction.
 
@@ -163,7 +181,7 @@ def _claim(source: Source | None, record: BatchRecord) -> tuple[Batch, bool]:
         leftovers = False
         if batch.loading:
             if not batch.heartbeat_expired:
-                raise _LoadBusy("This batch is being loaded by another sync or import; try again when it finishes.")
+                raise _LoadBusy("Another sync or import was still loading this batch; nothing was changed. Try again.")
             leftovers = True  # its process died mid-load: this run takes over
         elif not Item.objects.filter(batch=batch).exists():
             batch.loading = Loading.NEW if existing is None else Loading.FIRST
@@ -181,11 +199,13 @@ def _load(batch: Batch, batch_record: BatchRecord, records, run: SyncRun, *, ski
             _delete_items(batch)
         writer = _ChunkWriter(batch, run, batch_record, commit_chunks=True)
         _write_all(writer, records, run, skip_invalid)
+        counts = batch.counted()  # before the last transaction: nothing else writes a loading batch's rows
         with transaction.atomic():
             current = Batch.objects.select_for_update().get(pk=batch.pk)
             current.imported_from = batch.imported_from
             current.loading = Loading.NONE
-            _finish_batch(current, batch_record)
+            current.set_counts(counts)
+            _finish_batch(current, batch_record, recount=False)
             return _succeeded(run, current)
     except (Refused, RecordError, ProviderError) as exc:
         kept = _unload(batch)
@@ -627,9 +647,10 @@ def _prepared(record: ItemRecord) -> tuple[ItemRecord, str]:
     return record, hashlib.sha256(data).hexdigest()
 
 
-# Events per committed chunk of a load: about a tenth of a second of writing on SQLite,
-# the most a reviewer's decision then waits for the write lock.
-LOAD_CHUNK_EVENTS = 1000
+# Events per committed chunk of a load: under a tenth of a second of writing on SQLite,
+# about the most a reviewer's decision then waits for the write lock (writers take
+# turns: reviewer/sqlite/base.py).
+LOAD_CHUNK_EVENTS = 500
 
 
 class _ChunkWriter:

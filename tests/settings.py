@@ -11,7 +11,7 @@ from reviewer.settings import *  # noqa: E402,F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+if DATABASES["default"]["ENGINE"] == "reviewer.sqlite":  # noqa: F405
     # The test database is a file, like production's, not pytest-django's in-memory
     # default: tests/test_concurrency.py needs threads on their own connections with
     # WAL and the busy timeout. One file per test run (its pid, inherited by anything it

@@ -183,20 +183,41 @@ def test_a_crash_mid_load_undoes_it_and_raises():
     assert not Batch.objects.exists() and not Item.objects.exists() and not Event.objects.exists()
 
 
-def test_a_second_load_of_a_batch_being_loaded_is_refused_and_changes_nothing():
-    batch_record, records = records_of(batch_file("twice", 30))
-    second = {}
+def test_a_second_run_waits_for_a_load_of_its_batch_then_finds_it_unchanged():
+    batch_record, records = records_of(batch_file("twice", 150))
+    second: dict = {}
 
-    def meanwhile():
-        again_record, again = records_of(batch_file("twice", 30))
-        finished, value = in_thread(lambda: sync.write_records(again_record, again, trigger=SyncTrigger.IMPORT), 10)
-        second.update(finished=finished, run=value)
+    def start_second():
+        again_record, again = records_of(batch_file("twice", 150))
 
-    run = sync.write_records(batch_record, paused_stream(records, 20, meanwhile), trigger=SyncTrigger.IMPORT)
-    assert run.outcome == SyncOutcome.SUCCEEDED
-    assert second["finished"] and second["run"].outcome == SyncOutcome.FAILED
-    assert "being loaded by another sync or import" in second["run"].error
-    assert Item.objects.count() == 30 and Event.objects.count() == 300
+        def run():
+            try:
+                second["run"] = sync.write_records(again_record, again, trigger=SyncTrigger.IMPORT)
+            finally:
+                connection.close()
+
+        second["thread"] = threading.Thread(target=run, daemon=True)
+        second["thread"].start()
+        time.sleep(1)  # it is waiting now, while this load is mid-way
+        second["waiting"] = "run" not in second
+
+    run = sync.write_records(batch_record, paused_stream(records, 120, start_second), trigger=SyncTrigger.IMPORT)
+    assert run.outcome == SyncOutcome.SUCCEEDED and second["waiting"]
+    second["thread"].join(30)
+    assert second["run"].outcome == SyncOutcome.SUCCEEDED, second["run"].error
+    assert (second["run"].items_created, second["run"].items_unchanged) == (0, 150)
+    assert Item.objects.count() == 150 and Event.objects.count() == 1500
+
+
+def test_a_run_that_waited_too_long_for_a_load_is_refused_and_leaves_the_batch_alone(monkeypatch):
+    monkeypatch.setattr(sync, "LOAD_WAIT_SECONDS", 0.2)
+    loading = interrupted_load("busy", heartbeat_age=timedelta(seconds=0))
+    batch_record, records = records_of(batch_file("busy", 5))
+    run = sync.write_records(batch_record, records, trigger=SyncTrigger.IMPORT)
+    assert run.outcome == SyncOutcome.FAILED and "still loading this batch; nothing was changed" in run.error
+    after = Batch.objects.get(pk=loading.pk)
+    assert (after.loading, after.sync_state, after.last_error) == (Loading.NEW, SyncState.RUNNING, "")
+    assert after.items.count() == 12
 
 
 def interrupted_load(batch_id: str, *, heartbeat_age: timedelta, loading=Loading.NEW) -> Batch:
