@@ -129,6 +129,7 @@ def environment(tmp: Path) -> dict[str, str]:
         SECRET_KEY="load-test-only-" + os.urandom(16).hex(),
         ALLOWED_HOSTS="127.0.0.1",
         DATABASE_URL=f"sqlite:///{tmp / 'load.sqlite3'}",
+        MEDIA_ROOT=str(tmp / "media"),  # uploads and stored thumbnails: not in the checkout
         SECURE_COOKIES="0",  # plain http on 127.0.0.1: Secure cookies would never be sent back
         SSL_REDIRECT="0",
         LOG_LEVEL="WARNING",
