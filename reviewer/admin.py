@@ -3,7 +3,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin
 
-from reviewer.models import Batch, Decision, Event, Item, Source, SyncRun
+from reviewer.models import Batch, Decision, Event, Item, ReasonCode, Source, SyncRun
 
 
 class SourceForm(forms.ModelForm):
@@ -86,6 +86,15 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(ReasonCode)
+class ReasonCodeAdmin(admin.ModelAdmin):
+    """The reasons reviewers pick from when they reject an event or mark it invalid."""
+
+    list_display = ("label", "active", "position")
+    list_editable = ("active", "position")
+    ordering = ("position", "label")
 
 
 @admin.register(Decision)

@@ -111,6 +111,19 @@ COLUMNS: tuple[Column, ...] = (
 HEADER: list[str] = [column.name for column in COLUMNS]
 _BY_NAME = {column.name: column for column in COLUMNS}
 
+# The review columns of ``?columns=extended`` after the seed page's: what people decided.
+# Written only; a re-import skips them (decisions never come from a file).
+REVIEW_COLUMNS: tuple[Column, ...] = (
+    Column("Event ID", "event_id"),
+    Column("Provider Approval", "provider_approval"),
+    Column("Decided By", "decided_by"),
+    Column("Decided At", "decided_at", write=lambda v: v["decided_at"].isoformat() if v["decided_at"] else ""),
+    Column("Reason", "reason"),
+    Column("Note", "note"),
+)
+EXTENDED_HEADER: list[str] = HEADER + [column.name for column in REVIEW_COLUMNS]
+_REVIEW_NAMES = frozenset(column.name for column in REVIEW_COLUMNS)
+
 # What a file must have to be read as an event CSV (the message for any other file names these).
 REQUIRED = ("Video ID", "Timestamp", "Category")
 
@@ -120,9 +133,9 @@ _ALIASES = {"Video Name": _BY_NAME["Video"]}
 _OVERLAY_COLUMN = re.compile(r"^(?:(?P<unix>unix_timestamp)|Frame (?P<frame>.+?))[ _](?P<side>start|end)$", re.I)
 
 
-def write_row(values: dict) -> list[str]:
-    """The cells of one event row, in HEADER order."""
-    return [column.cell(values) for column in COLUMNS]
+def write_row(values: dict, *, extended: bool = False) -> list[str]:
+    """The cells of one event row, in HEADER order (EXTENDED_HEADER's when ``extended``)."""
+    return [column.cell(values) for column in (COLUMNS + REVIEW_COLUMNS if extended else COLUMNS)]
 
 
 def read_row(row: dict[str, str]) -> tuple[dict, dict, dict]:
@@ -141,6 +154,8 @@ def read_row(row: dict[str, str]) -> tuple[dict, dict, dict]:
         column = _BY_NAME.get(name) or _ALIASES.get(name)
         if column is not None:
             values.update(column.values(cell))
+            continue
+        if name in _REVIEW_NAMES:
             continue
         match = _OVERLAY_COLUMN.match(name)
         if match:

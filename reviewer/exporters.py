@@ -43,18 +43,28 @@ _CSV_FIELDS = (
 )  # fmt: skip
 
 
-def csv_rows(batch_filter: BatchFilter) -> Iterator[str]:
-    """Yield the CSV text in pieces of about CSV_BUFFER characters: the header, then one row per shown event."""
+# Read too for ``extended`` (csv_columns.REVIEW_COLUMNS); their keys there, in this order.
+_REVIEW_FIELDS = ("pk", "provider_approval", "decided_by__username", "decided_at", "reason", "note")
+_REVIEW_KEYS = ("event_id", "provider_approval", "decided_by", "decided_at", "reason", "note")
+
+
+def csv_rows(batch_filter: BatchFilter, *, extended: bool = False) -> Iterator[str]:
+    """Yield the CSV text in pieces of about CSV_BUFFER characters: the header, then one row per shown event.
+
+    ``extended``: the seed page's 17 columns, then who decided each event, when, why and the note.
+    """
     writer = csv.writer(_Line())
     batch = batch_filter.batch
     batch_values = {"prompt": batch.prompt, "batch_id": batch.provider_batch_id, "viewer_url": batch.viewer_url}
-    yield writer.writerow(csv_columns.HEADER)  # at once: the download starts before any row is read
+    fields, keys = (_CSV_FIELDS + _REVIEW_FIELDS, _CSV_KEYS + _REVIEW_KEYS) if extended else (_CSV_FIELDS, _CSV_KEYS)
+    header = csv_columns.EXTENDED_HEADER if extended else csv_columns.HEADER
+    yield writer.writerow(header)  # at once: the download starts before any row is read
     pending: list[str] = []
     size = 0
-    for row in _csv_event_rows(batch_filter):
-        values = dict(zip(_CSV_KEYS, row, strict=True))
+    for row in _csv_event_rows(batch_filter, fields):
+        values = dict(zip(keys, row, strict=True))
         values.update(batch_values)
-        line = writer.writerow(csv_columns.write_row(values))
+        line = writer.writerow(csv_columns.write_row(values, extended=extended))
         pending.append(line)
         size += len(line)
         if size >= CSV_BUFFER:
@@ -64,8 +74,8 @@ def csv_rows(batch_filter: BatchFilter) -> Iterator[str]:
         yield "".join(pending)
 
 
-def _csv_event_rows(batch_filter: BatchFilter) -> Iterator[tuple]:
-    """The shown events in page order, as tuples of _CSV_FIELDS, read in chunks.
+def _csv_event_rows(batch_filter: BatchFilter, fields: tuple[str, ...]) -> Iterator[tuple]:
+    """The shown events in page order, as tuples of ``fields``, read in chunks.
 
     The orders whose item order is a plain column are one flat query; the severity and
     confidence orders rank items by an aggregate, so they go item by item as the page does.
@@ -77,15 +87,17 @@ def _csv_event_rows(batch_filter: BatchFilter) -> Iterator[tuple]:
         "video": ["item__video_name", "item__custom_id", "item__provider_item_id", "item_id"],
     }.get(batch_filter.sort)
     if item_order is not None:
-        events = batch_filter.events().order_by(*item_order, *event_order).values_list(*_CSV_FIELDS)
+        events = batch_filter.events().order_by(*item_order, *event_order).values_list(*fields)
         yield from events.iterator(chunk_size=2000)
         return
     for item in _shown_items(batch_filter):
         for event in item.shown_events:
-            yield tuple(_attribute(event, item, name) for name in _CSV_FIELDS)
+            yield tuple(_attribute(event, item, name) for name in fields)
 
 
 def _attribute(event: Event, item: Item, name: str) -> object:
+    if name == "decided_by__username":
+        return event.decided_by.get_username() if event.decided_by_id else None
     return getattr(item, name.removeprefix("item__")) if name.startswith("item__") else getattr(event, name)
 
 

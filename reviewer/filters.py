@@ -7,13 +7,15 @@ are left out. ``q`` also finds items by their own text (name, ids, summary).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import operator
+from dataclasses import dataclass, field, replace
+from functools import reduce
 
 from django import forms
 from django.db.models import Case, Exists, F, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.http import QueryDict
 
-from reviewer.models import Approval, Batch, Event, Item
+from reviewer.models import Approval, Batch, Event, Item, ReasonCode
 
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
 SORTS = {
@@ -24,8 +26,25 @@ SORTS = {
 }
 
 
+# Who decided an event: a person, only the provider, or a person against the provider.
+DECIDED = {
+    "human": "By a person",
+    "provider": "By the provider only",
+    "disagree": "Person ≠ provider",
+}
+_DECIDED_Q = {
+    "human": Q(decided_at__isnull=False),
+    "provider": Q(decided_at__isnull=True) & ~Q(provider_approval=Approval.PENDING),
+    "disagree": Q(decided_at__isnull=False)
+    & ~Q(provider_approval=Approval.PENDING)
+    & ~Q(approval=F("provider_approval")),
+}
+
+
 class BatchFilterForm(forms.Form):
     approval = forms.MultipleChoiceField(choices=Approval.choices, required=False)
+    decided = forms.MultipleChoiceField(choices=list(DECIDED.items()), required=False)
+    reason = forms.MultipleChoiceField(choices=(), required=False)
     status = forms.MultipleChoiceField(choices=(), required=False)
     severity = forms.MultipleChoiceField(choices=(), required=False)
     category = forms.MultipleChoiceField(choices=(), required=False)
@@ -41,6 +60,7 @@ class BatchFilterForm(forms.Form):
         self.fields["status"].choices = [(value, value) for value in facets["status"]]
         self.fields["severity"].choices = [(value, value) for value in facets["severity"]]
         self.fields["category"].choices = [(value, value) for value in facets["category"]]
+        self.fields["reason"].choices = [(value, value) for value in facets["reason"]]
 
     def error_message(self) -> str:
         """One readable line per invalid parameter, naming the parameter and the valid values."""
@@ -66,10 +86,12 @@ class BatchFilter:
     q: str
     sort: str
     page: int
+    decided: list[str] = field(default_factory=list)
+    reason: list[str] = field(default_factory=list)
 
     @property
     def filters_events(self) -> bool:
-        return bool(self.approval or self.severity or self.category)
+        return bool(self.approval or self.severity or self.category or self.decided or self.reason)
 
     @property
     def is_active(self) -> bool:
@@ -84,11 +106,16 @@ class BatchFilter:
             condition &= Q(severity__in=self.severity)
         if self.category:
             condition &= Q(category__in=self.category)
+        if self.decided:
+            condition &= reduce(operator.or_, (_DECIDED_Q[value] for value in self.decided))
+        if self.reason:
+            condition &= Q(reason__in=self.reason)
         if self.q:
             condition &= (
                 Q(label__icontains=self.q)
                 | Q(category__icontains=self.q)
                 | Q(ai_analysis__icontains=self.q)
+                | Q(note__icontains=self.q)
                 | _item_text_q(self.q, prefix="item__")
             )
         return condition
@@ -151,8 +178,8 @@ class BatchFilter:
         """The URL query of this filter with some values replaced (e.g. ``page=2``)."""
         params = QueryDict(mutable=True)
         values = {
-            "approval": self.approval, "status": self.status, "severity": self.severity,
-            "category": self.category, "q": self.q, "sort": self.sort,
+            "approval": self.approval, "decided": self.decided, "reason": self.reason, "status": self.status,
+            "severity": self.severity, "category": self.category, "q": self.q, "sort": self.sort,
         }  # fmt: skip
         values.update(overrides)
         for name, value in values.items():
@@ -168,7 +195,7 @@ class BatchFilter:
 
     def describe(self) -> str:
         """A short slug of the active filters, for export file names."""
-        parts = [*self.approval, *self.status, *self.severity, *self.category]
+        parts = [*self.approval, *self.decided, *self.reason, *self.status, *self.severity, *self.category]
         if self.q:
             parts.append("search")
         return "-".join(parts) or "all"
@@ -187,6 +214,7 @@ def facets(batch: Batch) -> dict[str, list[str]]:
         "status": statuses,
         "severity": sorted((s for s in severities if s), key=lambda s: (-SEVERITY_RANK.get(s.lower(), 0), s)),
         "category": sorted(c for c in categories if c),
+        "reason": list(ReasonCode.objects.values_list("label", flat=True)),
     }
 
 
@@ -202,6 +230,8 @@ def parse(data: QueryDict, batch: Batch) -> tuple[BatchFilter | None, BatchFilte
         status=cleaned["status"],
         severity=cleaned["severity"],
         category=cleaned["category"],
+        decided=cleaned["decided"],
+        reason=cleaned["reason"],
         q=cleaned["q"],
         sort=cleaned["sort"] or "",
         page=cleaned["page"] or 1,
@@ -227,6 +257,8 @@ def _prefixed(condition: Q, prefix: str) -> Q:
             result.children.append(_prefixed(child, prefix))
         else:
             lookup, value = child
+            if isinstance(value, F):  # a column of the same row: under the prefix too
+                value = F(prefix + value.name)
             result.children.append((prefix + lookup, value))
     return result
 

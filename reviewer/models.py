@@ -142,6 +142,8 @@ class Batch(models.Model):
     # batch list never counts rows: {"ready": 12, "failed": 1} and {"pending": 40, ...}.
     item_counts = models.JSONField(default=dict, blank=True)
     approval_counts = models.JSONField(default=dict, blank=True)
+    # Of approval_counts, the events a person decided ("reviewed"); the rest are the provider's.
+    human_counts = models.JSONField(default=dict, blank=True)
     item_total = models.PositiveIntegerField(default=0)
     event_total = models.PositiveIntegerField(default=0)
     # The distinct severities and categories of the events (the filter chips), kept by
@@ -234,20 +236,35 @@ class Batch(models.Model):
 
     @property
     def reviewed_total(self) -> int:
-        return self.event_total - self.pending_total
+        """Events a person decided (approved, rejected or invalid): "reviewed" means by a person."""
+        return sum(count for approval, count in self.human_counts.items() if approval != Approval.PENDING)
+
+    @property
+    def provider_decided_total(self) -> int:
+        """Events nobody reviewed yet that the provider itself approved, rejected or marked invalid."""
+        decided = sum(count for approval, count in self.approval_counts.items() if approval != Approval.PENDING)
+        return decided - self.reviewed_total
 
     @property
     def review_progress(self) -> list[dict]:
-        """Segments of the review progress bar in display order: percentages and where each starts."""
+        """Segments of the review progress bar in display order: percentages and where each starts.
+
+        A person's decisions first (solid), then the provider's own approvals nobody reviewed
+        yet (``by_provider``, drawn apart), then what is pending.
+        """
         total = self.event_total or 1
-        order = [value for value in Approval.values if value != Approval.PENDING] + [Approval.PENDING]
+        decided = [value for value in Approval.values if value != Approval.PENDING]
+        parts = [(value, self.human_counts.get(value, 0), False) for value in decided]
+        parts += [
+            (value, self.approval_counts.get(value, 0) - self.human_counts.get(value, 0), True) for value in decided
+        ]
         segments, offset = [], 0.0
-        for value in order:
-            count = self.approval_counts.get(value, 0)
+        for value, count, by_provider in parts:
             percent = round(100 * count / total, 2)
+            label = Approval(value).label.lower() + (" by the provider, not reviewed" if by_provider else "")
             segments.append(
-                {"approval": value, "label": Approval(value).label, "count": count, "percent": percent,
-                 "offset": round(offset, 2)}
+                {"approval": value, "label": label, "count": count, "percent": percent, "offset": round(offset, 2),
+                 "by_provider": by_provider}
             )  # fmt: skip
             offset += percent
         return segments
@@ -276,14 +293,15 @@ class Batch(models.Model):
 
     @property
     def is_reviewed(self) -> bool:
-        return self.event_total > 0 and self.pending_total == 0
+        """Every event decided by a person."""
+        return self.event_total > 0 and self.reviewed_total == self.event_total
 
     def refresh_counts(self) -> None:
         """Recompute the stored counters with one aggregate query per table."""
         self.set_counts(self.counted())
         self.save(update_fields=list(self.counted_fields))
 
-    counted_fields = ("item_counts", "item_total", "event_facets", "approval_counts", "event_total")
+    counted_fields = ("item_counts", "item_total", "event_facets", "approval_counts", "human_counts", "event_total")
 
     def counted(self) -> dict:
         """The stored counters as the rows are now (reads only): what refresh_counts stores."""
@@ -306,12 +324,20 @@ class Batch(models.Model):
     def refresh_approval_counts(self) -> None:
         """Recompute the per-approval counters (after a review action or a sync)."""
         self.set_counts(self._approval_counts())
-        self.save(update_fields=["approval_counts", "event_total"])
+        self.save(update_fields=["approval_counts", "human_counts", "event_total"])
 
     def _approval_counts(self) -> dict:
-        event_rows = self.events.values("approval").annotate(n=models.Count("id")).order_by()
+        event_rows = (
+            self.events.values("approval")
+            .annotate(n=models.Count("id"), human=models.Count("id", filter=models.Q(decided_at__isnull=False)))
+            .order_by()
+        )
         approval_counts = {row["approval"]: row["n"] for row in event_rows}
-        return {"approval_counts": approval_counts, "event_total": sum(approval_counts.values())}
+        return {
+            "approval_counts": approval_counts,
+            "human_counts": {row["approval"]: row["human"] for row in event_rows if row["human"]},
+            "event_total": sum(approval_counts.values()),
+        }
 
 
 class Item(models.Model):
@@ -417,6 +443,9 @@ class Event(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    # The current decision's reason (a ReasonCode label, for reject and invalid) and note.
+    reason = models.CharField(max_length=100, blank=True)
+    note = models.TextField(blank=True)
     # Bumped by every human change: a form carries the revision it showed, so a
     # decision made on a stale view is caught instead of silently overriding another's.
     revision = models.PositiveIntegerField(default=0)
@@ -460,6 +489,22 @@ class Event(models.Model):
         return self.t_start or self.t_end
 
 
+class ReasonCode(models.Model):
+    """A reason reviewers can give when they reject an event or mark it invalid; staff keep the list (admin)."""
+
+    label = models.CharField(max_length=100, unique=True)
+    active = models.BooleanField(
+        default=True, help_text="Offered to reviewers. An inactive reason stays on the decisions that gave it."
+    )
+    position = models.PositiveSmallIntegerField(default=0, help_text="Order in the list (and its number key).")
+
+    class Meta:
+        ordering = ["position", "label"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class Decision(models.Model):
     """Append-only audit row: one per change of an event's approval (an undo adds rows too)."""
 
@@ -475,6 +520,10 @@ class Decision(models.Model):
     )
     previous_decided_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True)
+    reason = models.CharField(max_length=100, blank=True)
+    # The event's reason and note before this change: an undo puts them back.
+    previous_reason = models.CharField(max_length=100, blank=True)
+    previous_note = models.TextField(blank=True)
     group = models.UUIDField(db_index=True)  # one action (single or bulk) = one group, undone as one
     undoes = models.UUIDField(null=True, blank=True, db_index=True)  # set on the rows of an undo
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

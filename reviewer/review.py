@@ -20,14 +20,16 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from reviewer.models import Approval, Batch, Decision, Event
+from reviewer.models import Approval, Batch, Decision, Event, ReasonCode
 
 CHUNK_SIZE = 2000  # events per UPDATE / INSERT (well under SQLite's limit of query parameters)
 # The Decision columns an action writes, in the order of the INSERT ... SELECT statements below.
 _AUDIT_FIELDS = (
     "event", "batch", "user", "from_approval", "to_approval", "previous_decided_by", "previous_decided_at",
-    "note", "group", "created_at",
+    "note", "reason", "previous_reason", "previous_note", "group", "created_at",
 )  # fmt: skip
+# Decisions that may give a reason (a ReasonCode): the ones that say the model was wrong.
+REASONED = (Approval.REJECTED, Approval.INVALID)
 
 
 class ReviewError(Exception):
@@ -62,43 +64,56 @@ class _Current:
     approval: str
     decided_by_id: int | None
     decided_at: datetime | None
+    reason: str = ""
+    note: str = ""
 
 
-def decide(event: Event, decision: str, user, *, note: str = "", revision: int | None = None) -> Applied:
-    """Set one event's approval. ``revision`` is the one the user saw: a mismatch raises StaleEvent."""
-    _check_decision(decision)
+_CURRENT_FIELDS = ("pk", "approval", "decided_by_id", "decided_at", "reason", "note")
+
+
+def decide(
+    event: Event, decision: str, user, *, note: str = "", reason: str = "", revision: int | None = None
+) -> Applied:
+    """Set one event's approval, with an optional note and reason (reject and invalid only).
+
+    ``revision`` is the one the user saw: a mismatch raises StaleEvent. The same decision
+    with another note or reason is recorded too (a note added later).
+    """
+    _check_decision(decision, reason)
     with transaction.atomic():
         _lock_batch(event.batch_id)
         locked = Event.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=event.pk)
         if revision is not None and locked.revision != revision:
             raise StaleEvent(locked)
-        return _apply(locked.batch_id, [_current(locked)], decision, user, note)
+        return _apply(locked.batch_id, [_current(locked)], decision, user, note, reason)
 
 
 def decide_many(
-    batch: Batch, events: QuerySet[Event], decision: str, user, *, note: str = "", expected_count: int | None = None
+    batch: Batch,
+    events: QuerySet[Event],
+    decision: str,
+    user,
+    *,
+    note: str = "",
+    reason: str = "",
+    expected_count: int | None = None,
 ) -> Applied:
     """Set the approval of every event in ``events`` (limited to ``batch``) as one undoable group.
 
     ``expected_count`` is the number the user confirmed: when the events matching now
     are a different number, nothing is applied (ReviewError says both numbers).
     """
-    _check_decision(decision)
+    _check_decision(decision, reason)
     with transaction.atomic():
         _lock_batch(batch.pk)
-        rows = (
-            events.filter(batch=batch)
-            .select_for_update(of=("self",))
-            .order_by("pk")
-            .values_list("pk", "approval", "decided_by_id", "decided_at")
-        )
+        rows = events.filter(batch=batch).select_for_update(of=("self",)).order_by("pk").values_list(*_CURRENT_FIELDS)
         current = [_Current(*row) for row in rows]
         if expected_count is not None and len(current) != expected_count:
             raise ReviewError(
                 f"You confirmed {expected_count:,} events, but {len(current):,} match now "
                 "(someone else or a sync changed them meanwhile). Nothing was changed: check and confirm again."
             )
-        return _apply(batch.pk, current, decision, user, note)
+        return _apply(batch.pk, current, decision, user, note, reason)
 
 
 @dataclass
@@ -161,7 +176,7 @@ def undo_last(batch: Batch, user, *, only_group: uuid.UUID | None = None) -> App
             Decision.objects.filter(group=group)
             .order_by("pk")
             .values_list("event_id", "from_approval", "to_approval", "previous_decided_by_id",
-                         "previous_decided_at", "user_id", "created_at")
+                         "previous_decided_at", "previous_reason", "previous_note", "user_id", "created_at")
         )  # fmt: skip
         locked = {
             pk: (approval, by, at)
@@ -170,20 +185,21 @@ def undo_last(batch: Batch, user, *, only_group: uuid.UUID | None = None) -> App
             .values_list("pk", "approval", "decided_by_id", "decided_at")
         }
         restores: dict[tuple, list[int]] = defaultdict(list)
-        for event_id, from_approval, to_approval, previous_by, previous_at, user_id, created_at in rows:
+        for event_id, from_approval, to_approval, *previous, user_id, created_at in rows:
             # Left alone: deleted, or decided again since by someone (or something) else.
             if locked.get(event_id) == (to_approval, user_id, created_at):
-                restores[(from_approval, previous_by, previous_at)].append(event_id)
+                restores[(from_approval, *previous)].append(event_id)
         now, undo_group = timezone.now(), uuid.uuid4()
         restored = [pk for pks in restores.values() for pk in pks]
         for chunk in _chunks(restored):
             _audit_undo(chunk, group, user=user, undo_group=undo_group, now=now)
-        for (approval, decided_by_id, decided_at), pks in restores.items():
+        for (approval, decided_by_id, decided_at, reason, note), pks in restores.items():
             for chunk in _chunks(pks):
                 Event.objects.filter(pk__in=chunk).update(
                     # Back to "nobody decided": the provider's value now, which a sync may have changed since.
                     approval=approval if decided_at is not None else F("provider_approval"),
-                    decided_by_id=decided_by_id, decided_at=decided_at, revision=F("revision") + 1,
+                    decided_by_id=decided_by_id, decided_at=decided_at, reason=reason, note=note,
+                    revision=F("revision") + 1,
                 )  # fmt: skip
         Batch.objects.get(pk=batch.pk).refresh_approval_counts()
         return Applied(undo_group if restored else None, changed=len(restored), skipped=len(rows) - len(restored))
@@ -200,20 +216,22 @@ def _lock_batch(batch_id: int) -> None:
     list(Batch.objects.select_for_update().filter(pk=batch_id).values_list("pk", flat=True))
 
 
-def _apply(batch_id: int, current: list[_Current], decision: str, user, note: str) -> Applied:
+def _apply(batch_id: int, current: list[_Current], decision: str, user, note: str, reason: str = "") -> Applied:
     now, group = timezone.now(), uuid.uuid4()
-    changing = [event.pk for event in current if _changes(event, decision)]
+    changing = [event.pk for event in current if _changes(event, decision, reason, note)]
     for chunk in _chunks(changing):
-        _audit_from_events(chunk, user=user, decision=decision, note=note, group=group, now=now)
+        _audit_from_events(chunk, user=user, decision=decision, note=note, reason=reason, group=group, now=now)
         Event.objects.filter(pk__in=chunk).update(
-            approval=decision, decided_by=user, decided_at=now, revision=F("revision") + 1
+            approval=decision, decided_by=user, decided_at=now, reason=reason, note=note, revision=F("revision") + 1
         )
     if changing:
         Batch.objects.get(pk=batch_id).refresh_approval_counts()
     return Applied(group if changing else None, changed=len(changing), unchanged=len(current) - len(changing))
 
 
-def _audit_from_events(pks: list[int], *, user, decision: str, note: str, group: uuid.UUID, now: datetime) -> None:
+def _audit_from_events(
+    pks: list[int], *, user, decision: str, note: str, reason: str, group: uuid.UUID, now: datetime
+) -> None:
     """Append one Decision row per event, its "from" read from the event row itself (before the update).
 
     One INSERT ... SELECT per chunk: building 50,000 Decision objects in Python to
@@ -223,11 +241,11 @@ def _audit_from_events(pks: list[int], *, user, decision: str, note: str, group:
     columns = ", ".join(quote(meta.get_field(name).column) for name in _AUDIT_FIELDS)
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({columns}) "
-        f"SELECT id, batch_id, %s, approval, %s, decided_by_id, decided_at, %s, %s, %s "
+        f"SELECT id, batch_id, %s, approval, %s, decided_by_id, decided_at, %s, %s, reason, note, %s, %s "
         f"FROM {quote(Event._meta.db_table)} WHERE id IN ({_placeholders(pks)})"
     )
     params = [
-        user.pk, decision, note,
+        user.pk, decision, note, reason,
         meta.get_field("group").get_db_prep_value(group, connection),
         meta.get_field("created_at").get_db_prep_value(now, connection),
         *pks,
@@ -248,7 +266,8 @@ def _audit_undo(pks: list[int], group: uuid.UUID, *, user, undo_group: uuid.UUID
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(column.values())}) "
         f"SELECT d.{column['event']}, d.{column['batch']}, %s, d.{column['to_approval']}, {restored}, "
-        f"d.{column['user']}, d.{column['created_at']}, 'undo', %s, %s, %s "
+        f"d.{column['user']}, d.{column['created_at']}, 'undo', d.{column['previous_reason']}, "
+        f"d.{column['reason']}, d.{column['note']}, %s, %s, %s "
         f"FROM {quote(meta.db_table)} d WHERE d.{column['group']} = %s AND d.{column['event']} IN ({_placeholders(pks)})"
     )
     prep_uuid = meta.get_field("group").get_db_prep_value
@@ -264,24 +283,34 @@ def _placeholders(values: list) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def _changes(event: _Current, decision: str) -> bool:
-    """A decision changes an event unless it already holds it by a person's hand.
+def _changes(event: _Current, decision: str, reason: str = "", note: str = "") -> bool:
+    """A decision changes an event unless it already holds it by a person's hand (with that reason and note).
 
     Approving an event the provider already marked approved is still a change: it
     records that a person confirmed it. "Pending" on an undecided pending event is not.
+    The same decision with a new reason or note is a change (a note added later).
     """
     if event.approval != decision:
         return True
-    return event.decided_at is None and decision != Approval.PENDING
+    if event.decided_at is None:
+        return decision != Approval.PENDING or bool(note)
+    return bool(reason or note) and (reason, note) != (event.reason, event.note)
 
 
 def _current(event: Event) -> _Current:
-    return _Current(event.pk, event.approval, event.decided_by_id, event.decided_at)
+    return _Current(*(getattr(event, name) for name in _CURRENT_FIELDS))
 
 
-def _check_decision(decision: str) -> None:
+def _check_decision(decision: str, reason: str = "") -> None:
     if decision not in Approval.values:
         raise ReviewError(f"Unknown decision {decision!r}: use one of {', '.join(Approval.values)}.")
+    if not reason:
+        return
+    if decision not in REASONED:
+        raise ReviewError("A reason goes with a rejection or an invalid event, not with this decision.")
+    if not ReasonCode.objects.filter(label=reason, active=True).exists():
+        offered = ", ".join(ReasonCode.objects.filter(active=True).values_list("label", flat=True)) or "none yet"
+        raise ReviewError(f"Unknown reason {reason!r}: the reasons offered are {offered}.")
 
 
 def _chunks(values: list) -> list[list]:

@@ -63,6 +63,11 @@ def _note(request: HttpRequest) -> str:
     return request.POST.get("note", "").replace("\x00", "").strip()[:2000]
 
 
+def _reason(request: HttpRequest) -> str:
+    """A decision's reason code (review.py checks it is one of the offered reasons)."""
+    return request.POST.get("reason", "").strip()[:100]
+
+
 def _number(value: str | None) -> int | None:
     """``value`` as a non-negative integer, None when it is not one."""
     try:
@@ -138,8 +143,13 @@ def batch_export(request: HttpRequest, pk: int, file_format: str) -> HttpRespons
     batch_filter, form = filters.parse(request.GET, batch)
     if batch_filter is None:
         return HttpResponse(form.error_message(), status=400, content_type="text/plain; charset=utf-8")
+    columns = request.GET.get("columns", "")
+    if columns not in ("", "extended"):
+        return HttpResponse(f"columns: {columns!r} is not one of the choices. Valid values: extended.", status=400,
+                            content_type="text/plain; charset=utf-8")  # fmt: skip
     if file_format == "csv":
-        chunks, content_type = exporters.csv_rows(batch_filter), "text/csv; charset=utf-8"
+        extended = columns == "extended"
+        chunks, content_type = exporters.csv_rows(batch_filter, extended=extended), "text/csv; charset=utf-8"
     else:
         chunks, content_type = exporters.json_chunks(batch_filter), "application/json"
     response = StreamingHttpResponse(chunks, content_type=content_type)
@@ -260,6 +270,7 @@ def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
             request.POST.get("decision", ""),
             request.user,
             note=_note(request),
+            reason=_reason(request),
             revision=_number(revision),
         )
         outcome, notice = ("applied" if applied.changed else "unchanged"), ""
@@ -325,6 +336,7 @@ def batch_decisions(request: HttpRequest, pk: int) -> HttpResponse:
             decision,
             request.user,
             note=_note(request),
+            reason=_reason(request),
             expected_count=expected,
         )
     except review.ReviewError as exc:

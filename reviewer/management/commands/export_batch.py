@@ -14,16 +14,19 @@ class Command(BaseCommand):
         parser.add_argument("batch_id", help="the provider's batch id")
         parser.add_argument("--source", help="source name, when several sources hold the same batch id")
         parser.add_argument("--format", choices=["csv", "json"], required=True)
-        for name in ("approval", "status", "severity", "category"):
+        for name in ("approval", "decided", "reason", "status", "severity", "category"):
             parser.add_argument(f"--{name}", action="append", default=[], metavar="VALUE")
         parser.add_argument("--q", default="", help="text search")
         parser.add_argument("--sort", default="")
         parser.add_argument("--output", help="file to write (default: stdout)")
+        parser.add_argument(
+            "--extended", action="store_true", help="CSV: add Event ID, Provider Approval, Decided By/At, Reason, Note"
+        )
 
     def handle(self, *args, **options):
         batch = self._batch(options["batch_id"], options["source"])
         query = QueryDict(mutable=True)
-        for name in ("approval", "status", "severity", "category"):
+        for name in ("approval", "decided", "reason", "status", "severity", "category"):
             query.setlist(name, options[name])
         for name in ("q", "sort"):
             if options[name]:
@@ -31,7 +34,10 @@ class Command(BaseCommand):
         batch_filter, form = filters.parse(query, batch)
         if batch_filter is None:
             raise CommandError(form.error_message())
-        chunks = exporters.csv_rows(batch_filter) if options["format"] == "csv" else exporters.json_chunks(batch_filter)
+        if options["format"] == "csv":
+            chunks = exporters.csv_rows(batch_filter, extended=options["extended"])
+        else:
+            chunks = exporters.json_chunks(batch_filter)
         if options["output"]:
             with open(options["output"], "w", encoding="utf-8", newline="") as out:
                 out.writelines(chunks)

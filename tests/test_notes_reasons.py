@@ -1,0 +1,167 @@
+"""Notes and reason codes on decisions, "reviewed" meaning by a person, the decided filter, the extended CSV."""
+# ruff: noqa: F811  (pytest fixtures imported from tests.test_review share their names with parameters)
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+
+import pytest
+from django.urls import reverse
+
+from reviewer import csv_columns, review
+from reviewer.models import Batch, Decision, Event, ReasonCode
+from tests.factories import import_bytes
+from tests.test_review import HTMX, batch, bulk, decide_url, event, reviewer_client, undo  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+def decide(client, label: str, decision: str, **extra):
+    return client.post(decide_url(event(label)), {"decision": decision, **extra}, headers=HTMX)
+
+
+def test_the_default_reasons_exist_and_staff_can_manage_them(admin_client):
+    assert list(ReasonCode.objects.values_list("label", flat=True)) == [
+        "False positive", "Wrong category", "Duplicate", "Bad video",
+    ]  # fmt: skip
+    page = admin_client.get("/admin/reviewer/reasoncode/")
+    assert page.status_code == 200 and "False positive" in page.content.decode()
+
+
+def test_a_rejection_keeps_its_reason_and_note_on_the_event_and_in_history(reviewer_client, batch):
+    response = decide(reviewer_client, "walker 1", "rejected", reason="False positive", note="a shadow")
+    assert response.status_code == 200 and response["X-Review-Outcome"] == "applied"
+    walker = event("walker 1")
+    assert (walker.approval, walker.reason, walker.note) == ("rejected", "False positive", "a shadow")
+    decision = Decision.objects.get(event=walker)
+    assert (decision.reason, decision.note) == ("False positive", "a shadow")
+    history = reviewer_client.get(reverse("event_history", args=[walker.pk])).content.decode()
+    assert "False positive" in history and "a shadow" in history
+
+
+@pytest.mark.parametrize(
+    ("decision", "reason", "message"),
+    [
+        ("approved", "False positive", "A reason goes with a rejection or an invalid event"),
+        ("rejected", "Because", "Unknown reason 'Because': the reasons offered are False positive, Wrong category"),
+    ],
+)
+def test_a_reason_that_does_not_fit_is_refused_and_changes_nothing(reviewer_client, batch, decision, reason, message):
+    response = decide(reviewer_client, "walker 1", decision, reason=reason)
+    assert response.status_code == 400 and message in html.unescape(response.content.decode())
+    assert (event("walker 1").approval, Decision.objects.count()) == ("pending", 0)
+
+
+def test_an_inactive_reason_is_no_longer_offered_but_stays_on_past_decisions(reviewer_client, batch):
+    decide(reviewer_client, "walker 1", "rejected", reason="Duplicate")
+    ReasonCode.objects.filter(label="Duplicate").update(active=False)
+    assert decide(reviewer_client, "walker 2", "rejected", reason="Duplicate").status_code == 400
+    assert event("walker 1").reason == "Duplicate"
+
+
+def test_a_note_added_later_is_recorded_and_undone_on_its_own(reviewer_client, batch):
+    decide(reviewer_client, "walker 1", "rejected", reason="Wrong category")
+    response = decide(reviewer_client, "walker 1", "rejected", reason="Wrong category", note="it is a cyclist")
+    assert response["X-Review-Outcome"] == "applied"
+    rows = list(Decision.objects.filter(event=event("walker 1")).order_by("pk").values_list("from_approval",
+                "to_approval", "note"))  # fmt: skip
+    assert rows == [("pending", "rejected", ""), ("rejected", "rejected", "it is a cyclist")]
+    undo(reviewer_client, batch)
+    walker = event("walker 1")
+    assert (walker.approval, walker.reason, walker.note) == ("rejected", "Wrong category", "")
+    undo(reviewer_client, batch)
+    walker = event("walker 1")
+    assert (walker.approval, walker.reason, walker.note, walker.decided_at) == ("pending", "", "", None)
+
+
+def test_the_same_decision_again_without_a_note_changes_nothing(reviewer_client, batch):
+    decide(reviewer_client, "walker 1", "rejected", reason="Duplicate", note="see walker 2")
+    assert decide(reviewer_client, "walker 1", "rejected")["X-Review-Outcome"] == "unchanged"
+    assert event("walker 1").note == "see walker 2"
+
+
+def test_a_bulk_rejection_gives_every_event_its_reason(reviewer_client, batch):
+    chosen = [event("walker 1").pk, event("walker 3").pk]
+    bulk(reviewer_client, batch, decision="invalid", event=chosen, reason="Bad video")
+    assert set(Event.objects.filter(pk__in=chosen).values_list("reason", flat=True)) == {"Bad video"}
+    assert set(Decision.objects.values_list("reason", flat=True)) == {"Bad video"}
+
+
+def test_reviewed_counts_people_and_the_providers_decisions_apart(reviewer_client, batch):
+    batch.refresh_from_db()
+    assert (batch.reviewed_total, batch.provider_decided_total, batch.is_reviewed) == (0, 2, False)
+    decide(reviewer_client, "walker 1", "approved")
+    decide(reviewer_client, "truck", "approved")  # a person overrides the provider's rejection
+    batch.refresh_from_db()
+    assert batch.human_counts == {"approved": 2}
+    assert (batch.reviewed_total, batch.provider_decided_total) == (2, 1)
+    listing = reviewer_client.get(reverse("batch_list")).content.decode()
+    assert "2 / 6 reviewed" in listing and "1 decided by the provider" in listing
+    bulk(reviewer_client, batch, decision="approved", all_matching="1", expected_count="6")
+    batch.refresh_from_db()
+    assert batch.is_reviewed and batch.reviewed_total == 6 and batch.provider_decided_total == 0
+
+
+def shown_labels(client, batch: Batch, query: str) -> set[str]:
+    response = client.get(reverse("batch_export", args=[batch.pk, "csv"]) + "?" + query)
+    assert response.status_code == 200, response.content
+    rows = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    return {row["Label"] for row in rows}
+
+
+def test_the_decided_filter_tells_people_from_the_provider_and_finds_disagreements(reviewer_client, batch):
+    decide(reviewer_client, "walker 1", "approved")
+    decide(reviewer_client, "truck", "approved")  # the provider said rejected
+    decide(reviewer_client, "cyclist", "approved")  # the provider said approved too
+    assert shown_labels(reviewer_client, batch, "decided=human") == {"walker 1", "truck", "cyclist"}
+    assert shown_labels(reviewer_client, batch, "decided=provider") == set()
+    assert shown_labels(reviewer_client, batch, "decided=disagree") == {"truck"}
+    review.undo_last(batch, event("truck").decided_by)  # the cyclist decision
+    assert shown_labels(reviewer_client, batch, "decided=provider") == {"cyclist"}
+    assert shown_labels(reviewer_client, batch, "decided=provider&decided=disagree") == {"cyclist", "truck"}
+    page = reviewer_client.get(batch.get_absolute_url() + "?decided=nobody")
+    assert page.status_code == 400 and "decided:" in page.content.decode()
+
+
+def test_reasons_and_notes_are_filterable_and_searchable(reviewer_client, batch):
+    decide(reviewer_client, "walker 1", "rejected", reason="Duplicate", note="same as walker two")
+    decide(reviewer_client, "walker 3", "invalid", reason="Bad video")
+    assert shown_labels(reviewer_client, batch, "reason=Duplicate") == {"walker 1"}
+    assert shown_labels(reviewer_client, batch, "reason=Duplicate&reason=Bad+video") == {"walker 1", "walker 3"}
+    assert shown_labels(reviewer_client, batch, "q=walker+two") == {"walker 1"}
+
+
+def test_the_default_csv_keeps_the_seed_pages_17_columns(reviewer_client, batch):
+    response = reviewer_client.get(reverse("batch_export", args=[batch.pk, "csv"]))
+    header = next(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert header == csv_columns.HEADER and len(header) == 17
+
+
+def test_the_extended_csv_adds_who_decided_when_why_and_the_note(reviewer_client, batch, reviewer_user):
+    decide(reviewer_client, "truck", "invalid", reason="Bad video", note="=cmd|' /C calc'!A0")
+    for sort in ("", "&sort=severity"):  # the flat query and the item-by-item path
+        response = reviewer_client.get(reverse("batch_export", args=[batch.pk, "csv"]) + "?columns=extended" + sort)
+        rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+        assert list(rows[0]) == csv_columns.HEADER + [
+            "Event ID", "Provider Approval", "Decided By", "Decided At", "Reason", "Note",
+        ]  # fmt: skip
+        truck = next(row for row in rows if row["Label"] == "truck")
+        assert truck["Event ID"] == str(event("truck").pk) and truck["Provider Approval"] == "rejected"
+        assert truck["Decided By"] == reviewer_user.username and truck["Decided At"].startswith("20")
+        assert truck["Reason"] == "Bad video" and truck["Note"] == "'=cmd|' /C calc'!A0"  # no formula
+        walker = next(row for row in rows if row["Label"] == "walker 1")
+        assert walker["Decided By"] == walker["Decided At"] == walker["Reason"] == ""
+    bad = reviewer_client.get(reverse("batch_export", args=[batch.pk, "csv"]) + "?columns=all")
+    assert bad.status_code == 400 and "Valid values: extended" in bad.content.decode()
+
+
+def test_an_extended_export_re_imported_changes_no_event(reviewer_client, batch):
+    decide(reviewer_client, "truck", "invalid", reason="Bad video", note="blurry")
+    response = reviewer_client.get(reverse("batch_export", args=[batch.pk, "csv"]) + "?columns=extended")
+    before = list(Event.objects.order_by("pk").values_list("pk", "metadata", "approval", "reason", "note"))
+    run = import_bytes(b"".join(response.streaming_content), "rr-review-tests.csv")
+    assert run.outcome == "succeeded", (run.error, run.malformed_lines)
+    assert (run.events_created, run.events_updated) == (0, 0)
+    assert list(Event.objects.order_by("pk").values_list("pk", "metadata", "approval", "reason", "note")) == before
