@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, F, Q
 from django.http import (
     FileResponse,
     Http404,
@@ -34,12 +34,11 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from reviewer import exporters, fetch, filters, media, review
+from reviewer import activity, exporters, fetch, filters, media, review
 from reviewer.crypto import KeyUnreadable
 from reviewer.models import (
     Approval,
     Batch,
-    Decision,
     Event,
     Loading,
     Provider,
@@ -469,16 +468,20 @@ def event_history(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def batch_activity(request: HttpRequest, pk: int) -> HttpResponse:
-    """The batch's review actions, newest first: one line per action (a bulk action is one line)."""
+    """The batch's review actions, newest first (one line per action, naming its events), and each reviewer's pace."""
     batch = get_object_or_404(Batch, pk=pk)
-    groups = (
-        Decision.objects.filter(batch=batch)
-        .values("group", "user__username", "undoes", "note")
-        .annotate(count=Count("id"), at=Max("created_at"), to_approval=Max("to_approval"))
-        .order_by("-at")
-    )
-    page = Paginator(groups, 50).get_page(request.GET.get("page"))
-    return render(request, "reviewer/activity.html", {"batch": batch, "page": page})
+    form = activity.ActivityFilterForm(request.GET, batch=batch)
+    if not form.is_valid():
+        context = {"batch": batch, "form": form, "error": form.error_message(), "pace": activity.pace(batch)}
+        return render(request, "reviewer/activity.html", context, status=400)
+    reviewer, decision = form.cleaned_data["reviewer"], form.cleaned_data["decision"]
+    page = Paginator(activity.actions(batch, reviewer, decision), 50).get_page(request.GET.get("page"))
+    activity.attach_first_events(page.object_list)
+    context = {
+        "batch": batch, "page": page, "form": form, "pace": activity.pace(batch),
+        "filtered": bool(reviewer or decision), "query": request.GET.urlencode(),
+    }  # fmt: skip
+    return render(request, "reviewer/activity.html", context)
 
 
 @require_GET

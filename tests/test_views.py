@@ -163,3 +163,20 @@ def test_the_batch_page_query_count_does_not_grow_with_the_batch(staff_client, d
 
 def test_healthz_answers_without_login(client):
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_highlight_marks_every_search_word_and_escapes_everything_else():
+    from reviewer.templatetags.reviewer_tags import highlight
+
+    text = '<img src=x onerror="alert(1)"> Pedestrian behind a BUS near the bus stop'
+    marked = str(highlight(text, "bus pedestrian <img"))
+    assert marked == (
+        "<mark>&lt;img</mark> src=x onerror=&quot;alert(1)&quot;&gt; <mark>Pedestrian</mark> behind a "
+        "<mark>BUS</mark> near the <mark>bus</mark> stop"
+    )
+    assert (
+        str(highlight(text, ""))
+        == str(highlight(text, "   "))
+        == text.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+    assert str(highlight(None, "x")) == ""

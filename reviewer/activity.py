@@ -1,0 +1,108 @@
+"""A batch's review activity: one line per action (naming its events), filters, and each reviewer's pace.
+
+An action is one group of Decision rows (a single decision, a bulk one, an undo). Its
+line names its first event (video, time, label) and links to it; a bulk action says
+how many more. Pace per reviewer: actions, events decided, active time (the gaps
+between their consecutive actions, a pause longer than IDLE_GAP not counted) and events
+decided per active hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import median
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Max, Min, QuerySet
+
+from reviewer.models import Approval, Batch, Decision
+
+IDLE_GAP = timedelta(minutes=5)  # a longer pause between two actions is a break, not review time
+
+
+class ActivityFilterForm(forms.Form):
+    reviewer = forms.ChoiceField(required=False)
+    decision = forms.ChoiceField(choices=[("", "Any"), *Approval.choices, ("undo", "Undo")], required=False)
+
+    def __init__(self, data, *, batch: Batch) -> None:
+        super().__init__(data)
+        names = (
+            get_user_model()
+            .objects.filter(pk__in=Decision.objects.filter(batch=batch).values("user"))
+            .order_by("username")
+            .values_list("username", flat=True)
+        )
+        self.fields["reviewer"].choices = [("", "Anyone"), *((name, name) for name in names)]
+
+    def error_message(self) -> str:
+        return " ".join(
+            f"{name}: {error} Valid values: {', '.join(value for value, _ in self.fields[name].choices if value)}."
+            for name, errors in self.errors.items()
+            for error in errors
+        )
+
+
+def actions(batch: Batch, reviewer: str = "", decision: str = "") -> QuerySet:
+    """The batch's actions newest first, as dicts: group, user__username, undoes, note, reason, count, at, to_approval."""
+    rows = Decision.objects.filter(batch=batch)
+    if reviewer:
+        rows = rows.filter(user__username=reviewer)
+    if decision == "undo":
+        rows = rows.filter(undoes__isnull=False)
+    elif decision:
+        rows = rows.filter(to_approval=decision, undoes__isnull=True)
+    return (
+        rows.values("group", "user__username", "undoes", "note", "reason")
+        .annotate(count=Count("id"), at=Max("created_at"), to_approval=Max("to_approval"), first=Min("id"))
+        .order_by("-at", "-first")
+    )
+
+
+def attach_first_events(page_of_actions: list[dict]) -> None:
+    """Give each action its first Decision's event (with its item) as ``event``: two queries for the whole page."""
+    firsts = {row["first"]: row for row in page_of_actions}
+    for decision in Decision.objects.filter(pk__in=firsts).select_related("event__item"):
+        firsts[decision.pk]["event"] = decision.event
+
+
+@dataclass
+class Pace:
+    reviewer: str
+    actions: int
+    events: int
+    active: timedelta
+    median_gap: timedelta | None  # between two actions in a row, breaks left out
+
+    @property
+    def events_per_hour(self) -> float | None:
+        hours = self.active.total_seconds() / 3600
+        return round(self.events / hours, 1) if hours else None
+
+
+def pace(batch: Batch) -> list[Pace]:
+    """Each reviewer's pace on the batch (undos not counted), most events first."""
+    groups = (
+        Decision.objects.filter(batch=batch, undoes__isnull=True, user__isnull=False)
+        .values("user__username", "group")
+        .annotate(events=Count("id"), at=Max("created_at"))
+        .order_by("user__username", "at")
+    )
+    by_reviewer: dict[str, list[tuple[datetime, int]]] = {}
+    for row in groups:
+        by_reviewer.setdefault(row["user__username"], []).append((row["at"], row["events"]))
+    result = []
+    for name, rows in by_reviewer.items():
+        gaps = [later[0] - earlier[0] for earlier, later in zip(rows, rows[1:], strict=False)]
+        working = [gap for gap in gaps if gap <= IDLE_GAP]
+        result.append(
+            Pace(
+                reviewer=name,
+                actions=len(rows),
+                events=sum(events for _, events in rows),
+                active=sum(working, timedelta()),
+                median_gap=median(working) if working else None,
+            )
+        )
+    return sorted(result, key=lambda entry: (-entry.events, entry.reviewer))
