@@ -19,6 +19,7 @@ urlpatterns = [
     path("batches/<int:pk>/review", views.review_mode, name="review_mode"),
     path("events/<int:pk>/decision", views.event_decision, name="event_decision"),
     path("events/<int:pk>/history", views.event_history, name="event_history"),
+    path("events/<int:pk>/note", views.event_note, name="event_note"),
     path("events/<int:pk>/media", views.event_media, name="event_media"),
     path("events/<int:pk>/pane", views.event_pane, name="event_pane"),
     path("images/<path:name>", views.stored_image, name="stored_image"),

@@ -42,6 +42,7 @@ from reviewer.models import (
     Event,
     Loading,
     Provider,
+    ReasonCode,
     Source,
     SyncOutcome,
     SyncRun,
@@ -63,8 +64,15 @@ def _note(request: HttpRequest) -> str:
 
 
 def _reason(request: HttpRequest) -> str:
-    """A decision's reason code (review.py checks it is one of the offered reasons)."""
-    return request.POST.get("reason", "").strip()[:100]
+    """A decision's reason code (review.py checks it is one of the offered reasons).
+
+    The note form keeps its reason list on screen for every decision; its reason only
+    counts with a rejection or an invalid event.
+    """
+    reason = request.POST.get("reason", "").strip()[:100]
+    if request.POST.get("note_form") and request.POST.get("decision") not in review.REASONED:
+        return ""
+    return reason
 
 
 def _number(value: str | None) -> int | None:
@@ -394,6 +402,26 @@ def bulk_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     }  # fmt: skip
     template = "reviewer/bulk_confirm.html" + ("#dialog" if request.htmx else "")
     return render(request, template, context)
+
+
+@require_GET
+@reviewer_required
+def event_note(request: HttpRequest, pk: int) -> HttpResponse:
+    """The form that decides one event with a reason and a note (key c): a dialog, or a page without JavaScript.
+
+    ``view=focus``: it came from review mode, whose card the answer replaces. The page's
+    filter travels in the query string and on to the decision, as the page's own buttons do.
+    """
+    event = _shown_event(pk, "batch", "item")
+    batch_filter = filters.parse(request.GET, event.batch)[0] or filters.parse(QueryDict(), event.batch)[0]
+    focus = request.GET.get("view") == "focus"
+    back = reverse("review_mode", args=[event.batch_id]) if focus else event.batch.get_absolute_url()
+    context = {
+        "event": event, "batch": event.batch, "focus": focus, "filter_params": batch_filter.params(),
+        "next": f"{back}?{batch_filter.query_string()}", "reasons": ReasonCode.objects.filter(active=True),
+        "choice": event.approval if event.decided_at else Approval.REJECTED,
+    }  # fmt: skip
+    return render(request, "reviewer/note_form.html" + ("#dialog" if request.htmx else ""), context)
 
 
 @require_GET

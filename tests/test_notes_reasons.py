@@ -165,3 +165,32 @@ def test_an_extended_export_re_imported_changes_no_event(reviewer_client, batch)
     assert run.outcome == "succeeded", (run.error, run.malformed_lines)
     assert (run.events_created, run.events_updated) == (0, 0)
     assert list(Event.objects.order_by("pk").values_list("pk", "metadata", "approval", "reason", "note")) == before
+
+
+def test_the_note_form_offers_the_active_reasons_and_decides_with_them(reviewer_client, batch):
+    ReasonCode.objects.filter(label="Bad video").update(active=False)
+    walker = event("walker 1")
+    page = reviewer_client.get(reverse("event_note", args=[walker.pk]) + "?approval=pending")
+    body = page.content.decode()
+    assert page.status_code == 200 and "Duplicate" in body and "Bad video" not in body
+    assert 'name="approval" value="pending"' in body  # the page's filter goes along
+    assert f'hx-target="#event-{walker.pk}"' in body and 'value="rejected" checked' in body
+    response = reviewer_client.post(
+        decide_url(walker),
+        {"decision": "rejected", "reason": "Duplicate", "note": "twice", "note_form": "1", "approval": "pending"},
+        headers=HTMX,
+    )
+    assert response.status_code == 200 and (event("walker 1").reason, event("walker 1").note) == ("Duplicate", "twice")
+    # The form keeps its reason list for every decision: an approval from it drops the reason.
+    reviewer_client.post(decide_url(walker), {"decision": "approved", "reason": "Duplicate", "note_form": "1"},
+                         headers=HTMX)  # fmt: skip
+    assert (event("walker 1").approval, event("walker 1").reason) == ("approved", "")
+
+
+def test_the_note_form_in_review_mode_answers_into_the_card(reviewer_client, batch):
+    body = reviewer_client.get(reverse("event_note", args=[event("truck").pk]) + "?view=focus").content.decode()
+    assert 'hx-target="#card"' in body and 'name="view" value="focus"' in body
+
+
+def test_the_note_form_is_for_reviewers_only(viewer_client, batch):
+    assert viewer_client.get(reverse("event_note", args=[event("truck").pk])).status_code == 403
