@@ -61,9 +61,12 @@ def test_ten_keyboard_decisions_one_undo_and_everything_agrees(logged_in_page, l
     counts = Counter(Event.objects.filter(batch=batch).values_list("approval", flat=True))
     for value in ("pending", "approved", "rejected", "invalid"):
         assert page.locator(f"label.chip-{value} b").inner_text() == str(counts[value])
-    reviewed = sum(counts.values()) - counts["pending"]
-    assert (
-        page.locator("#review-progress .progress-label").inner_text() == f"{reviewed} / {sum(counts.values())} reviewed"
+    # Reviewed means by a person; the provider's own decisions are counted apart.
+    events = Event.objects.filter(batch=batch)
+    reviewed = events.filter(decided_at__isnull=False).exclude(approval="pending").count()
+    by_provider = events.filter(decided_at__isnull=True).exclude(approval="pending").count()
+    assert page.locator("#review-progress .progress-label").inner_text() == (
+        f"{reviewed} / {sum(counts.values())} reviewed · {by_provider} decided by the provider"
     )
 
     # And so is the CSV export.

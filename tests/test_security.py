@@ -42,6 +42,7 @@ URLS = {
     "batch_add": ("GET", ACTION),
     "batch_recent": ("GET", ACTION),
     "bulk_confirm": ("GET", ACTION),
+    "event_note": ("GET", ACTION),
     "import_results": ("GET", ACTION),
     "import_status": ("GET", ACTION),
     "batch_sync": ("POST", ACTION),
@@ -91,7 +92,7 @@ def url_of(name: str, batch: Batch) -> str:
         return reverse(name, args=[SyncRun.objects.filter(trigger="import").first().pk])
     if name == "stored_image":
         return reverse(name, args=[STORED_IMAGE])
-    if name in ("event_decision", "event_history", "event_media", "event_pane"):
+    if name in ("event_decision", "event_history", "event_media", "event_pane", "event_note"):
         return reverse(name, args=[batch.events.first().pk])
     if name == "batch_export":
         return reverse(name, args=[batch.pk, "csv"])
