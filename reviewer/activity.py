@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import median
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -42,6 +43,18 @@ class ActivityFilterForm(forms.Form):
             for name, errors in self.errors.items()
             for error in errors
         )
+
+
+@dataclass
+class ActivityQuery:
+    """The activity filter, for the pager's links."""
+
+    reviewer: str = ""
+    decision: str = ""
+
+    def query_string(self, **overrides: object) -> str:
+        values = {"reviewer": self.reviewer, "decision": self.decision, **overrides}
+        return urlencode({name: value for name, value in values.items() if value not in ("", None)})
 
 
 def actions(batch: Batch, reviewer: str = "", decision: str = "") -> QuerySet:

@@ -311,11 +311,35 @@ class Batch(models.Model):
             "item_counts": item_counts,
             "item_total": sum(item_counts.values()),
             "event_facets": {
-                name: sorted(set(self.events.order_by().values_list(name, flat=True).distinct()) - {""})
-                for name in ("severity", "category")
+                **{
+                    name: sorted(set(self.events.order_by().values_list(name, flat=True).distinct()) - {""})
+                    for name in ("severity", "category")
+                },
+                "columns": self._columns_in_use(),
             },
             **self._approval_counts(),
         }
+
+    @property
+    def event_columns(self) -> dict[str, bool]:
+        """The optional columns of the batch page's event table that some event of the batch fills.
+
+        Per batch, not per page, so columns stay put from page to page (stored by refresh_counts).
+        """
+        stored = (self.event_facets or {}).get("columns")
+        return stored if stored is not None else self._columns_in_use()
+
+    def _columns_in_use(self) -> dict[str, bool]:
+        def filled(condition: models.Q) -> models.Count:
+            return models.Count("id", filter=condition)
+
+        counts = self.events.aggregate(
+            thumb=filled(~models.Q(thumbnail_url="") | ~models.Q(thumbnail_file="")),
+            severity=filled(~models.Q(severity="")),
+            confidence=filled(models.Q(confidence__isnull=False)),
+            analysis=filled(~models.Q(ai_analysis="") | ~models.Q(metadata={}) | ~models.Q(overlay={})),
+        )
+        return {name: bool(count) for name, count in counts.items()}
 
     def set_counts(self, counts: dict) -> None:
         for name, value in counts.items():

@@ -137,6 +137,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
         last_run=batch.sync_runs.first(),
         can_review=can_review(request.user),
     )
+    context.update(_columns(batch, context["can_review"]))
     template = "reviewer/batch_detail.html"
     if request.htmx and request.htmx.target == "results":
         template += "#results"
@@ -299,7 +300,8 @@ def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
         target = event if outcome == "stale" else _next_event(batch_filter, after=event, pending_only=True)
         response = _focus_response(request, batch_filter, target, notice=notice)
     else:
-        context = {"batch": batch, "event": _event_for_row(event.pk), "notice": notice, "can_review": True}
+        context = {"batch": batch, "event": _event_for_row(event.pk), "notice": notice, "can_review": True,
+                   **_columns(batch, True)}  # fmt: skip
         if batch_filter is not None:  # the chips and the shown count follow the page's filter, out of band
             chip_counts = _chip_counts(batch_filter)
             shown = _selected_total(chip_counts["approval_chip_counts"], batch_filter.approval)
@@ -399,6 +401,7 @@ def bulk_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "batch": batch, "filter": batch_filter, "filter_params": batch_filter.params(),
         "decision": Approval(decision), "count": count,
+        "reasons": ReasonCode.objects.filter(active=True) if decision in review.REASONED else [],
     }  # fmt: skip
     template = "reviewer/bulk_confirm.html" + ("#dialog" if request.htmx else "")
     return render(request, template, context)
@@ -507,7 +510,7 @@ def batch_activity(request: HttpRequest, pk: int) -> HttpResponse:
     activity.attach_first_events(page.object_list)
     context = {
         "batch": batch, "page": page, "form": form, "pace": activity.pace(batch),
-        "filtered": bool(reviewer or decision), "query": request.GET.urlencode(),
+        "filtered": bool(reviewer or decision), "query": activity.ActivityQuery(reviewer, decision),
     }  # fmt: skip
     return render(request, "reviewer/activity.html", context)
 
@@ -581,6 +584,13 @@ def _beyond(key: tuple, backwards: bool) -> Q:
         equal = dict(zip(_FOCUS_ORDER[:index], key[:index], strict=True))
         condition |= Q(**equal, **{f"{name}__{op}": key[index]})
     return condition
+
+
+def _columns(batch: Batch, reviewer: bool) -> dict:
+    """The optional columns of the event table (those the batch fills) and how many columns it has."""
+    columns = batch.event_columns
+    fixed = 3 + (2 if reviewer else 0)  # time, event, approval; select and decide for reviewers
+    return {"columns": columns, "column_count": fixed + sum(columns.values())}
 
 
 def _event_for_row(pk: int) -> Event:

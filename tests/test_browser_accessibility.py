@@ -147,6 +147,12 @@ def test_every_page_fits_the_window_and_passes_axe(browser, live_server, reviewe
     page.goto(batch_url)
     page.keyboard.press("j")  # a focused row, as while reviewing
     check(page, "batch page", failures)
+    page.keyboard.press("c")  # the reason and note dialog over it
+    page.locator("#dialog[open] .note-form").wait_for()
+    check(page, "note dialog", failures)
+    page.keyboard.press("Escape")
+    page.goto(batch_url + "?q=pedestrian&decided=human")  # search words marked
+    check(page, "batch page with a search", failures)
 
     # The pane over a filtered list: checked chips of every approval, an open event.
     page.goto(batch_url + "?approval=approved&approval=rejected&approval=invalid&status=completed")
@@ -164,7 +170,9 @@ def test_every_page_fits_the_window_and_passes_axe(browser, live_server, reviewe
         ("review mode", f"/batches/{batch.pk}/review"),
         ("activity", f"/batches/{batch.pk}/activity"),
         ("import", "/import/"),
-        ("bulk confirmation", f"/batches/{batch.pk}/decisions/confirm?decision=approved&approval=pending"),
+        ("bulk confirmation", f"/batches/{batch.pk}/decisions/confirm?decision=rejected&approval=pending"),
+        ("note form", f"/events/{batch.events.first().pk}/note"),
+        ("activity of one reviewer", f"/batches/{batch.pk}/activity?decision=approved"),
         ("import status", f"/imports/{run.pk}/"),
     ]:
         page.goto(base + path)

@@ -31,7 +31,7 @@ def test_the_csv_export_has_exactly_the_events_the_page_shows(logged_in_page, li
     assert "Page 1 of" not in page.inner_text("#results")
     shown = page.eval_on_selector_all(
         "#results tr.event",
-        "rows => rows.map(r => [r.closest('article').querySelector('h3').innerText, r.querySelector('.label').innerText,"
+        "rows => rows.map(r => [r.closest('tbody.item').querySelector('h2').innerText, r.querySelector('.label').innerText,"
         " r.dataset.approval])",
     )
     assert shown and {approval for _, _, approval in shown} == {"approved", "rejected"}

@@ -13,17 +13,26 @@ from tests.test_browser_review import open_demo_batch
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_history_opens_inside_the_row_and_keeps_it(logged_in_page, live_server, staff):
+def test_deciding_never_moves_the_row_and_its_history_is_in_the_pane(logged_in_page, live_server, staff):
     page = logged_in_page
     batch = open_demo_batch(page, live_server)
-    event = batch.events.order_by("id").first()
-    review.decide(event, "rejected", staff, note="blurry")
-    page.reload()
+    event = batch.events.filter(decided_at__isnull=True).order_by("id").first()
     row = page.locator(f"#event-{event.pk}")
-    row.locator("summary", has_text="History").click()
-    expect(row.locator("details.history")).to_contain_text("blurry")
-    expect(row.locator("button.dec-approved")).to_be_visible()  # the row is still whole
-    assert page.locator(f"#event-{event.pk}").count() == 1
+    row.locator("td.time").click()
+    in_page = "r => { const b = r.getBoundingClientRect(); return [b.top + window.scrollY, b.height]; }"
+    box = row.evaluate(in_page)
+    columns = [cell.bounding_box()["x"] for cell in row.locator("td").all() if cell.is_visible()]
+    page.keyboard.press("r")
+    expect(page.locator(f"#event-{event.pk}[data-approval=rejected]")).to_be_visible()
+    assert page.locator(f"#event-{event.pk}").evaluate(in_page) == box  # same place, same height: no layout shift
+    cells = page.locator(f"#event-{event.pk} td").all()
+    assert [cell.bounding_box()["x"] for cell in cells if cell.is_visible()] == columns and len(columns) >= 6
+    review.decide(event, "rejected", staff, note="blurry")
+    page.locator(f"#event-{event.pk} button.watch").click()
+    pane = page.locator("#event-pane")
+    pane.locator("summary", has_text="History").click()
+    expect(pane.locator("details.history")).to_contain_text("blurry")
+    expect(pane.locator(".pane-decision")).to_contain_text("by alice")
 
 
 def test_undo_stays_after_a_bulk_action_empties_the_filter(logged_in_page, live_server):

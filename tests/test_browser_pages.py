@@ -25,16 +25,16 @@ def test_it_logs_in_and_opens_a_batch_page(page, live_server, staff):
     assert page.locator("table.batches tbody tr").count() == 4
 
     page.click(f"text={demo.NOMADIC_ASK_BATCH}")
-    page.wait_for_selector("article.item")
+    page.wait_for_selector("tbody.item")
     assert page.locator("h1").inner_text() == demo.NOMADIC_ASK_BATCH
-    assert page.locator("article.item").count() == 25
+    assert page.locator("tbody.item").count() == 25
     # Thumbnails are real images served from static files.
-    assert page.eval_on_selector("article.item .item-thumb img", "img => img.complete && img.naturalWidth") > 0
+    assert page.eval_on_selector("tbody.item .item-thumb img", "img => img.complete && img.naturalWidth") > 0
 
     page.click("a[rel=next]")
     page.wait_for_selector("text=Page 2 of 2")
     assert "page=2" in page.url  # htmx pushed the URL: shareable and the back button works
-    assert page.locator("article.item").count() == 11
+    assert page.locator("tbody.item").count() == 11
 
 
 def test_no_page_breaks_the_content_security_policy(logged_in_page, live_server):

@@ -36,7 +36,7 @@ def test_a_processing_batch_turns_completed_on_screen(logged_in_page, live_serve
     status = page.locator("#batch-status .page-head > .badge").first
     assert status.inner_text() == "Processing"
     assert page.locator("text=cyclist cut-in").count() == 0
-    assert page.locator("article.item", has_text="cam-1").locator("text=Not analysed yet").is_visible()
+    assert page.locator("tbody.item", has_text="cam-1").locator("text=Not analysed yet").is_visible()
     page.evaluate("window.notReloaded = true")
 
     twelvelabs_fake.add_batch(tl.TIMED_BATCH, [tl_line(tl_id(1), segments=INCIDENT, custom_id="cam-1"),
@@ -65,7 +65,7 @@ def test_add_batch_from_the_recent_list(logged_in_page, live_server, tl_source, 
 
     page.wait_for_url(f"**{Batch.objects.get().get_absolute_url()}")
     assert page.locator("h1").inner_text() == tl.TIMED_BATCH
-    assert page.locator("article.item").count() == 7
+    assert page.locator("tbody.item").count() == 7
     assert page.locator("text=near miss").count() >= 1
 
 

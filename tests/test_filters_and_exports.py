@@ -157,7 +157,9 @@ def test_the_htmx_fragment_is_only_the_results(staff_client, batch):
     assert "<html" not in body
     assert 'id="results-inner"' in body
     assert 'hx-swap-oob="true"' in body  # chip counts follow
-    assert f"/batches/{batch.pk}/export.csv?approval=invalid" in body  # export links carry the filter
+    # The exports carry the filter: the CSV form's hidden fields, the JSON link's query.
+    assert f'action="/batches/{batch.pk}/export.csv"' in body and 'name="approval" value="invalid"' in body
+    assert f"/batches/{batch.pk}/export.json?approval=invalid" in body
 
 
 def test_the_csv_matches_the_hand_checked_golden_file(staff_client, batch):

@@ -194,3 +194,37 @@ def test_the_note_form_in_review_mode_answers_into_the_card(reviewer_client, bat
 
 def test_the_note_form_is_for_reviewers_only(viewer_client, batch):
     assert viewer_client.get(reverse("event_note", args=[event("truck").pk])).status_code == 403
+
+
+def test_the_activity_log_names_events_filters_and_shows_each_reviewers_pace(reviewer_client, batch, staff):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    decide(reviewer_client, "walker 1", "rejected", reason="Duplicate", note="twice")
+    decide(reviewer_client, "walker 2", "approved")
+    review.decide(event("truck"), "invalid", staff)
+    # Spread rita's two actions 2 minutes apart and add a break of an hour before a third.
+    rita = list(Decision.objects.filter(user__username="rita").order_by("pk"))
+    start = timezone.now() - timedelta(hours=2)
+    for offset, decision in zip((0, 120), rita, strict=True):
+        Decision.objects.filter(pk=decision.pk).update(created_at=start + timedelta(seconds=offset))
+    decide(reviewer_client, "walker 3", "approved")
+    url = reverse("batch_activity", args=[batch.pk])
+
+    body = reviewer_client.get(url).content.decode()
+    walker = event("walker 1")
+    assert f'href="/batches/{batch.pk}/review?event={walker.pk}">walker 1</a>' in body and "v1.mp4" in body
+    assert "Duplicate" in body and "twice" in body
+    pace = {entry.reviewer: entry for entry in __import__("reviewer.activity").activity.pace(batch)}
+    assert (pace["rita"].events, pace["rita"].actions, pace["rita"].active) == (3, 3, timedelta(seconds=120))
+    assert pace["rita"].events_per_hour == 90.0  # 3 events in 2 active minutes
+    assert pace["alice"].events_per_hour is None  # one action: no active time to divide by
+    assert "2 min 00 s" in body
+
+    only_alice = reviewer_client.get(url + "?reviewer=alice").content.decode()
+    assert "truck" in only_alice and "walker 1" not in only_alice
+    rejections = reviewer_client.get(url + "?decision=rejected").content.decode()
+    assert "walker 1" in rejections and "walker 2" not in rejections
+    bad = reviewer_client.get(url + "?reviewer=nobody")
+    assert bad.status_code == 400 and "reviewer:" in bad.content.decode()

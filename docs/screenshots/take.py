@@ -106,7 +106,7 @@ def decide_a_few(page, base: str) -> str:
     """Keyboard decisions, an undo and a bulk decision with a note on the demo batch; returns its path."""
     page.goto(base + "/")
     page.click(f"text={DEMO_BATCH}")
-    page.wait_for_selector("article.item")
+    page.wait_for_selector("tbody.item")
     path = page.url.removeprefix(base)
     page.keyboard.press("j")
     for key in "aaraiu":
@@ -152,7 +152,7 @@ def shoot(base: str, out: Path, *, everything: bool) -> None:
             settle(page)
             page.keyboard.press("j")  # the focused row, as a reviewer sees it while working
             if viewport["width"] < 600:  # a phone shows the events from the first video's name down
-                page.evaluate("document.querySelector('article.item').scrollIntoView({block: 'start'})")
+                page.evaluate("document.querySelector('tbody.item').scrollIntoView({block: 'start'})")
             page.wait_for_timeout(200)
             page.screenshot(path=out / f"batch-{look}.png")
 

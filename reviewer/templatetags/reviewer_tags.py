@@ -176,3 +176,16 @@ def highlight(text: object, query: str, autoescape: bool = True) -> str:
         last = match.end()
     pieces.append(conditional_escape(text[last:]))
     return mark_safe("".join(pieces))  # noqa: S308 (every piece is escaped above)
+
+
+@register.filter
+def duration_text(value) -> str:
+    """A timedelta as people say it: "1 h 05 min", "3 min 20 s", "12 s"."""
+    seconds = int(value.total_seconds()) if value is not None else 0
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"

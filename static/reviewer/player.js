@@ -310,6 +310,7 @@
     document.body.classList.add("has-pane");
     const response = await fetch("/events/" + eventId + "/pane", { credentials: "same-origin", headers: { "HX-Request": "true" } });
     body.innerHTML = response.ok ? await response.text() : "<p class=\"alert alert-bad\">This event could not be opened (HTTP " + response.status + ").</p>";
+    if (window.htmx) window.htmx.process(body); // its history loads on demand
     mount(body);
     // The player takes the keyboard (space would press the button that opened the pane again).
     if (event.target?.closest?.("button")) current?.root.focus({ preventScroll: true });

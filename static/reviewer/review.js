@@ -1,5 +1,5 @@
 // Keyboard-first review on the batch page and in review mode.
-// j/k or arrows move, a/r/i/p decide, x selects, u undoes, ? shows the keys.
+// j/k or arrows move, a/r/i/p decide, c adds a reason or note, x selects, u undoes, ? shows the keys.
 // Every action is an ordinary button or form (htmx posts it with the CSRF header), so
 // this file only finds the right one and clicks it; without JavaScript they still work.
 (function () {
@@ -19,7 +19,24 @@
     focusedId = row.dataset.event;
     row.classList.add("is-focused");
     row.focus({ preventScroll: true });
-    row.scrollIntoView({ block: "nearest" });
+    keepInMiddleThird(row);
+  }
+
+  // The focused row stays in the middle third of the window: the rows before and after it
+  // stay in view, and the eyes need not travel to the bottom edge (nor under the bulk bar).
+  function keepInMiddleThird(row) {
+    const rect = row.getBoundingClientRect();
+    const third = window.innerHeight / 3;
+    if (rect.top < third || rect.bottom > 2 * third) row.scrollIntoView({ block: "center" });
+  }
+
+  // c: the focused event's reason and note form (a dialog), from the list or review mode.
+  function openNote() {
+    const scope = card() || focusedRow();
+    const link = scope && scope.querySelector("[data-note]");
+    if (!link) return;
+    ensureHtmx(link);
+    link.click();
   }
 
   // Paging: n / b, and j / k past the last / first event of a page. The new page opens at
@@ -140,6 +157,7 @@
     else if (key === "n" && !card()) goPage("next", "first");
     else if (key === "b" && !card()) goPage("prev", "first");
     else if (key === "x") toggleSelected();
+    else if (key === "c") openNote();
     else if (key === "u") submitForm("undo-form");
     else if (key === "?") openDialog("keys-help");
     else handled = false;
