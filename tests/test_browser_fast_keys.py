@@ -10,7 +10,26 @@ from tests.test_browser_review import open_demo_batch
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_twenty_decisions_typed_20_ms_apart_are_twenty_decisions_in_order(logged_in_page, live_server):
+@pytest.fixture(params=[0.0, 0.3], ids=["server answers at once", "server answers after 300 ms"])
+def server_delay(request, monkeypatch):
+    """Every decision's answer held back by the server (live_server runs in this process)."""
+    import time
+
+    from reviewer.urls import urlpatterns
+
+    if request.param:
+        pattern = next(entry for entry in urlpatterns if getattr(entry, "name", "") == "event_decision")
+        decide = pattern.callback
+
+        def slow(*args, **kwargs):
+            time.sleep(request.param)
+            return decide(*args, **kwargs)
+
+        monkeypatch.setattr(pattern, "callback", slow)
+    return request.param
+
+
+def test_twenty_decisions_typed_20_ms_apart_are_twenty_decisions_in_order(logged_in_page, live_server, server_delay):
     page = logged_in_page
     batch = open_demo_batch(page, live_server, "?approval=pending")
     page.evaluate("window.notReloaded = true")
@@ -20,9 +39,14 @@ def test_twenty_decisions_typed_20_ms_apart_are_twenty_decisions_in_order(logged
     ]
     page.keyboard.type("a" * 20, delay=20)  # faster than a round trip: a double tap, key auto-repeat
     page.wait_for_function("() => document.querySelectorAll('#results tr.event[data-approval=approved]').length >= 20",
-                           timeout=30_000)  # fmt: skip
+                           timeout=60_000)  # fmt: skip
     page.wait_for_timeout(500)
     assert page.evaluate("window.notReloaded") is True  # no full page POST
+    if server_delay:  # the delay was real: every decision's request took at least that long
+        durations = page.evaluate(
+            "performance.getEntriesByType('resource').filter(e => /decision/.test(e.name)).map(e => e.duration)"
+        )
+        assert len(durations) == 20 and min(durations) >= 1000 * server_delay - 10, durations
     decided = list(Decision.objects.filter(batch=batch).order_by("id").values_list("event_id", flat=True))
     assert decided == order[:20]  # each press the next event, in order
     assert Event.objects.filter(batch=batch, approval="approved", decided_at__isnull=False).count() == 20
