@@ -10,8 +10,9 @@ with the keyboard first, so the pages show decided events and an activity log. N
 in the working tree is touched but the PNGs.
 
 Each page is photographed three ways: desktop light (1440×900), desktop dark (the
-browser asks for prefers-color-scheme: dark) and phone light (390×844). --all adds the
-phone in dark and the other pages (batch list, the event pane, import, login).
+browser asks for prefers-color-scheme: dark) and phone light (390×844); in light also the
+batch list, the event pane and an event's overlay and metadata (the README shows them).
+--all adds the phone in dark and the other pages (import, add batch, confirm, login).
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def shoot(base: str, out: Path, *, everything: bool) -> None:
             settle(page)
             page.screenshot(path=out / f"activity-{look}.png")
 
-            if everything:
+            if look == "light" or everything:
                 page.goto(base + "/")
                 settle(page)
                 page.screenshot(path=out / f"list-{look}.png")
@@ -173,6 +174,17 @@ def shoot(base: str, out: Path, *, everything: bool) -> None:
                 page.locator("tr.event button.watch").nth(2).click()
                 wait_for_player(page)
                 page.screenshot(path=out / f"pane-{look}.png")
+            if look == "light":  # the provider's extra fields of an event: overlay, custom metadata
+                page.goto(base + batch_path)
+                settle(page)
+                page.locator("tbody.item").nth(0).screenshot(path=out / "event-overlay.png")
+                page.goto(base + "/")
+                page.click("text=68f4ddaf8aaa60d33df0e800")
+                settle(page)
+                page.locator("tbody.item", has=page.locator(".event-fields .timed")).first.screenshot(
+                    path=out / "event-metadata.png"
+                )
+            if everything:
                 page.goto(base + "/import/")
                 settle(page)
                 page.screenshot(path=out / f"import-{look}.png", full_page=True)
