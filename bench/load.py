@@ -81,6 +81,9 @@ def main() -> int:
     writes.add_argument("--import-events", type=int, default=220_000, help="events in the uploaded file (220,000)")
     writes.add_argument("--sync-events", type=int, default=150_000, help="events in the synced batch (150,000)")
     writes.add_argument("--deciders", type=int, default=10, help="reviewers deciding meanwhile (10)")
+    writes.add_argument(
+        "--decision-interval", type=float, default=1.0, help="seconds between a reviewer's decisions (1: a fast triage)"
+    )
     writes.add_argument("--write-timeout", type=float, default=900.0, help="seconds the import and sync may take")
     args = parser.parse_args()
     if args.seconds <= 0 or args.clients < 1 or args.workers < 1 or args.events < 1 or args.per_item < 1:

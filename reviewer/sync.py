@@ -404,8 +404,11 @@ def _insert_rows(model, rows: list[dict]) -> None:
 
     Building a model instance per row for bulk_create was a third of a first sync.
     """
-    if not rows:
-        return
+    _execute(*_insert_statement(model, rows))
+
+
+def _insert_statement(model, rows: list[dict]) -> tuple[str, list[list]]:
+    """The INSERT and its rows of values, ready for executemany (prepared outside any transaction by a load)."""
     meta, quote = model._meta, connection.ops.quote_name
     fields = [field for field in meta.concrete_fields if not field.primary_key]
     defaults = {field.attname: field.get_default() for field in fields}
@@ -413,8 +416,13 @@ def _insert_rows(model, rows: list[dict]) -> None:
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
     values = [[field.get_db_prep_save(row.get(field.attname, defaults[field.attname]), connection) for field in fields]
               for row in rows]  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, values)
+    return sql, values
+
+
+def _execute(sql: str, values: list[list]) -> None:
+    if values:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, values)
 
 
 def _update_rows(model, objects: list, field_names: list[str]) -> None:
@@ -681,16 +689,51 @@ class _ChunkWriter:
         if not self.buffer:
             return
         chunk, self.buffer, self.buffered_events = self.buffer, [], 0
-        if not self.commit_chunks:
+        if self.commit_chunks:
+            self._load(chunk)
+        else:
             self._write(chunk)
-            return
+
+    def _load(self, chunk: list[tuple[int, ItemRecord, str]]) -> None:
+        """Insert a chunk of a load: new items, then their events, each in a transaction of its own.
+
+        The rows are prepared before each transaction opens, so the write lock is held
+        only while SQLite inserts (a loading batch is hidden: nobody sees the items
+        before their events, and a load that dies half-way is deleted whole).
+        """
+        items = [
+            {**{name: getattr(record, name) for name in ITEM_FIELDS}, "batch_id": self.batch.pk,
+             "provider_item_id": record.provider_item_id, "position": position, "content_hash": digest}
+            for position, record, digest in chunk
+        ]  # fmt: skip
+        statement = _insert_statement(Item, items)
         with transaction.atomic():
-            self._write(chunk)
+            _execute(*statement)
             Batch.objects.filter(pk=self.batch.pk).update(sync_heartbeat_at=timezone.now())
+        item_ids = dict(
+            Item.objects.filter(
+                batch=self.batch, provider_item_id__in=[row["provider_item_id"] for row in items]
+            ).values_list("provider_item_id", "pk")
+        )
+        self.seen_item_ids.update(item_ids.values())
+        events = []
+        for _, record, _ in chunk:
+            keys = record.event_keys if record.event_keys is not None else event_keys(record.events)
+            for event_position, (key, event_record) in enumerate(zip(keys, record.events, strict=True)):
+                events.append(
+                    {**vars(event_record), "item_id": item_ids[record.provider_item_id], "batch_id": self.batch.pk,
+                     "key": key, "position": event_position, "approval": event_record.provider_approval,
+                     "content_hash": content_hash([vars(event_record), event_position])}
+                )  # fmt: skip
+        statement = _insert_statement(Event, events)
+        with transaction.atomic():
+            _execute(*statement)
+        self.run.items_created += len(items)
+        self.run.events_created += len(events)
 
     def _write(self, chunk: list[tuple[int, ItemRecord, str]]) -> None:
-        if self.batch_record.carried_item_fields is not None and not self.commit_chunks:
-            chunk = _merge_cached(self.batch, self.batch_record, chunk)  # a load has nothing cached to merge
+        if self.batch_record.carried_item_fields is not None:
+            chunk = _merge_cached(self.batch, self.batch_record, chunk)
         changed = self._write_items(chunk)
         if changed:
             self._write_events(changed)

@@ -201,3 +201,22 @@ def test_review_mode_shows_names_as_they_are_and_reviewed_by_names_everyone(logg
         review.decide(event, "approved", staff)
     page.goto(live_server.url + "/")
     expect(page.locator("table.batches")).to_contain_text(f"by alice ({batch.events.count()})")
+
+
+def test_the_focused_row_stays_in_the_middle_third_of_the_window(logged_in_page, live_server):
+    page = logged_in_page
+    open_demo_batch(page, live_server)
+    middle = (
+        "() => { const r = document.querySelector('tr.event.is-focused').getBoundingClientRect();"
+        " const c = (r.top + r.bottom) / 2; return c >= innerHeight / 3 - 1 && c <= 2 * innerHeight / 3 + 1; }"
+    )
+    page.keyboard.press("j")
+    for _ in range(12):
+        page.keyboard.press("j")
+        assert page.evaluate(middle), "the focused row left the middle third going down"
+    for _ in range(6):
+        page.keyboard.press("k")
+        assert page.evaluate(middle), "the focused row left the middle third going up"
+    bar = page.locator(".bulk-bar").bounding_box()
+    row = page.locator("tr.event.is-focused").bounding_box()
+    assert row["y"] + row["height"] <= bar["y"]  # never under the sticky bar

@@ -180,3 +180,34 @@ def test_highlight_marks_every_search_word_and_escapes_everything_else():
         == text.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     )
     assert str(highlight(None, "x")) == ""
+
+
+def test_the_event_table_leaves_out_the_columns_a_batch_never_fills(staff_client):
+    import json
+
+    from tests.factories import import_bytes, nomadic_analysis, nomadic_event, nomadic_result
+
+    bare = nomadic_event(aiAnalysis="")
+    for name in ("confidence", "annotated_thumbnail_url"):
+        bare.pop(name)
+    run = import_bytes(json.dumps(nomadic_analysis("bare", [nomadic_result("v1", [bare])])).encode(), "bare.json")
+    body = staff_client.get(run.batch.get_absolute_url()).content.decode()
+    header = body[body.index('<table class="events"') : body.index("</thead>")]
+    assert "Severity" in header and "Conf." not in header and "AI analysis" not in header
+    assert 'class="col-thumb"' not in header
+    assert 'colspan="6"' in body  # the video row spans select, time, event, severity, approval, decide
+    full = import_bytes(json.dumps(nomadic_analysis("full", [nomadic_result("v1", [nomadic_event()])])).encode(), "f.json")
+    header = staff_client.get(full.batch.get_absolute_url()).content.decode()
+    assert all(name in header for name in ("Conf.", "AI analysis", 'class="col-thumb"'))
+
+
+def test_search_words_are_marked_in_the_results(staff_client):
+    import json
+
+    from tests.factories import import_bytes, nomadic_analysis, nomadic_event, nomadic_result
+
+    event = nomadic_event(label="Pedestrian behind a <b>bus</b>", aiAnalysis="A bus stops; the PEDESTRIAN waits.")
+    run = import_bytes(json.dumps(nomadic_analysis("hl", [nomadic_result("v1", [event])])).encode(), "hl.json")
+    body = staff_client.get(run.batch.get_absolute_url() + "?q=bus").content.decode()
+    assert "Pedestrian behind a &lt;b&gt;<mark>bus</mark>&lt;/b&gt;" in body
+    assert "A <mark>bus</mark> stops" in body
