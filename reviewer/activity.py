@@ -58,7 +58,10 @@ class ActivityQuery:
 
 
 def actions(batch: Batch, reviewer: str = "", decision: str = "") -> QuerySet:
-    """The batch's actions newest first, as dicts: group, user__username, undoes, note, reason, count, at, to_approval."""
+    """The batch's actions newest first, as dicts: group, user__username, undoes, note, reason, count, at, to_approval.
+
+    ``reason`` and ``to_approval`` are the action's (one per decision group); an undo's are not shown.
+    """
     rows = Decision.objects.filter(batch=batch)
     if reviewer:
         rows = rows.filter(user__username=reviewer)
@@ -67,8 +70,15 @@ def actions(batch: Batch, reviewer: str = "", decision: str = "") -> QuerySet:
     elif decision:
         rows = rows.filter(to_approval=decision, undoes__isnull=True)
     return (
-        rows.values("group", "user__username", "undoes", "note", "reason")
-        .annotate(count=Count("id"), at=Max("created_at"), to_approval=Max("to_approval"), first=Min("id"))
+        rows.values("group", "user__username", "undoes", "note")
+        # One reason and one approval per decision group; an undo restores several (its line says so).
+        .annotate(
+            count=Count("id"),
+            at=Max("created_at"),
+            to_approval=Max("to_approval"),
+            reason=Max("reason"),
+            first=Min("id"),
+        )  # fmt: skip
         .order_by("-at", "-first")
     )
 

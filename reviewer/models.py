@@ -95,6 +95,10 @@ class Source(models.Model):
 SYNC_LEASE = timedelta(seconds=60)
 
 
+def _expired(beat) -> bool:
+    return beat is None or timezone.now() - beat > SYNC_LEASE
+
+
 class Loading(models.TextChoices):
     NONE = "", "Not loading"
     FIRST = "first", "First load"
@@ -168,6 +172,10 @@ class Batch(models.Model):
     # not shown ("first": the batch was there, empty; "new": the load made the row and a
     # failed load removes it).
     loading = models.CharField(max_length=8, choices=Loading.choices, default=Loading.NONE, blank=True)
+    # The run writing the load (a token of its own) and its last sign of life: a load whose
+    # heartbeat is older than SYNC_LEASE is dead, and whoever claims it first owns it.
+    load_owner = models.CharField(max_length=32, blank=True)
+    load_heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     objects = BatchQuerySet.as_manager()
 
@@ -213,8 +221,12 @@ class Batch(models.Model):
 
     @property
     def heartbeat_expired(self) -> bool:
-        beat = self.sync_heartbeat_at
-        return beat is None or timezone.now() - beat > SYNC_LEASE
+        return _expired(self.sync_heartbeat_at)
+
+    @property
+    def load_expired(self) -> bool:
+        """A load whose run stopped renewing its heartbeat (reviewer/sync.py reclaims it)."""
+        return _expired(self.load_heartbeat_at)
 
     @property
     def needs_watching(self) -> bool:

@@ -72,12 +72,20 @@ _CURRENT_FIELDS = ("pk", "approval", "decided_by_id", "decided_at", "reason", "n
 
 
 def decide(
-    event: Event, decision: str, user, *, note: str = "", reason: str = "", revision: int | None = None
+    event: Event,
+    decision: str,
+    user,
+    *,
+    note: str = "",
+    reason: str = "",
+    revision: int | None = None,
+    annotating: bool = False,
 ) -> Applied:
     """Set one event's approval, with an optional note and reason (reject and invalid only).
 
     ``revision`` is the one the user saw: a mismatch raises StaleEvent. The same decision
-    with another note or reason is recorded too (a note added later).
+    with another note or reason is recorded too (a note added later). ``annotating``: the
+    note form sent them, so an empty note or reason clears the event's.
     """
     _check_decision(decision, reason)
     with transaction.atomic():
@@ -85,7 +93,7 @@ def decide(
         locked = Event.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=event.pk)
         if revision is not None and locked.revision != revision:
             raise StaleEvent(locked)
-        return _apply(locked.batch_id, [_current(locked)], decision, user, note, reason)
+        return _apply(locked.batch_id, [_current(locked)], decision, user, note, reason, annotating=annotating)
 
 
 def decide_many(
@@ -216,9 +224,11 @@ def _lock_batch(batch_id: int) -> None:
     list(Batch.objects.select_for_update().filter(pk=batch_id).values_list("pk", flat=True))
 
 
-def _apply(batch_id: int, current: list[_Current], decision: str, user, note: str, reason: str = "") -> Applied:
+def _apply(
+    batch_id: int, current: list[_Current], decision: str, user, note: str, reason: str = "", *, annotating=False
+) -> Applied:
     now, group = timezone.now(), uuid.uuid4()
-    changing = [event.pk for event in current if _changes(event, decision, reason, note)]
+    changing = [event.pk for event in current if _changes(event, decision, reason, note, annotating)]
     for chunk in _chunks(changing):
         _audit_from_events(chunk, user=user, decision=decision, note=note, reason=reason, group=group, now=now)
         Event.objects.filter(pk__in=chunk).update(
@@ -283,7 +293,7 @@ def _placeholders(values: list) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def _changes(event: _Current, decision: str, reason: str = "", note: str = "") -> bool:
+def _changes(event: _Current, decision: str, reason: str = "", note: str = "", annotating: bool = False) -> bool:
     """A decision changes an event unless it already holds it by a person's hand (with that reason and note).
 
     Approving an event the provider already marked approved is still a change: it
@@ -294,6 +304,8 @@ def _changes(event: _Current, decision: str, reason: str = "", note: str = "") -
         return True
     if event.decided_at is None:
         return decision != Approval.PENDING or bool(note)
+    if annotating:  # the note form shows the event's note and reason: what it sends replaces them
+        return (reason, note) != (event.reason, event.note)
     return bool(reason or note) and (reason, note) != (event.reason, event.note)
 
 

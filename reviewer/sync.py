@@ -15,6 +15,7 @@ import pickle
 import re
 import tempfile
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, is_dataclass, replace
@@ -154,6 +155,10 @@ class _LoadBusy(Refused):
     pass
 
 
+class _LoadLost(Exception):
+    """Another run (a take-over, the worker's reclaim) owns this batch's load now: this one stops."""
+
+
 LOAD_WAIT_SECONDS = 900.0  # how long a run waits for another run's load of its batch to end
 
 
@@ -172,25 +177,36 @@ def _claim_when_free(source: Source | None, record: BatchRecord) -> tuple[Batch,
 def _claim(source: Source | None, record: BatchRecord) -> tuple[Batch, bool]:
     """The batch row (created if new); marked ``loading`` if it has no items yet. One short transaction.
 
-    Returns the batch and whether a dead load's rows must be deleted first. A batch
-    another live run is loading is refused (the caller says so; nothing changes).
+    A load gets an owner token (``batch.load_owner``): every later transaction of the load
+    checks it still owns the batch. Returns the batch and whether a dead load's rows must
+    be deleted first. A batch another live run is loading is refused (nothing changes).
     """
     with transaction.atomic():
         existing = _find_batch(source, record)
         batch = _upsert_batch(source, record, copy_fields=False)
         leftovers = False
         if batch.loading:
-            if not batch.heartbeat_expired:
+            if not batch.load_expired:
                 raise _LoadBusy("Another sync or import was still loading this batch; nothing was changed. Try again.")
-            leftovers = True  # its process died mid-load: this run takes over
+            leftovers = True  # its run died mid-load: this run takes over
         elif not Item.objects.filter(batch=batch).exists():
             batch.loading = Loading.NEW if existing is None else Loading.FIRST
         if batch.loading:
-            batch.sync_heartbeat_at = timezone.now()
-            if batch.sync_state != SyncState.RUNNING:
-                batch.sync_state = SyncState.RUNNING
-            batch.save(update_fields=["loading", "sync_heartbeat_at", "sync_state"])
+            batch.load_owner, now = uuid.uuid4().hex, timezone.now()
+            batch.load_heartbeat_at = batch.sync_heartbeat_at = now
+            batch.sync_state = SyncState.RUNNING
+            batch.save(update_fields=["loading", "load_owner", "load_heartbeat_at", "sync_heartbeat_at", "sync_state"])
     return batch, leftovers
+
+
+def _beat(batch: Batch) -> None:
+    """Renew the load's heartbeat inside the current transaction; _LoadLost if another run owns the load now."""
+    now = timezone.now()
+    renewed = Batch.objects.filter(pk=batch.pk, load_owner=batch.load_owner).update(
+        load_heartbeat_at=now, sync_heartbeat_at=now
+    )
+    if not renewed:
+        raise _LoadLost(f"Another run took over the load of batch {batch.pk}.")
 
 
 def _load(batch: Batch, batch_record: BatchRecord, records, run: SyncRun, *, skip_invalid: bool, leftovers: bool):
@@ -201,53 +217,82 @@ def _load(batch: Batch, batch_record: BatchRecord, records, run: SyncRun, *, ski
         _write_all(writer, records, run, skip_invalid)
         counts = batch.counted()  # before the last transaction: nothing else writes a loading batch's rows
         with transaction.atomic():
+            _beat(batch)
             current = Batch.objects.select_for_update().get(pk=batch.pk)
             current.imported_from = batch.imported_from
-            current.loading = Loading.NONE
+            current.loading, current.load_owner = Loading.NONE, ""
             current.set_counts(counts)
             _finish_batch(current, batch_record, recount=False)
             return _succeeded(run, current)
+    except _LoadLost as exc:
+        logger.warning("%s", exc)
+        return record_failure(run, "Another sync or import took this batch over; this one stopped.")
     except (Refused, RecordError, ProviderError) as exc:
-        kept = _unload(batch)
+        kept = _unload_owned(batch)
         return record_failure(run, str(exc), batch=kept)
     except BaseException:
         try:
-            _unload(batch)
+            _unload_owned(batch)
         except Exception:  # the database went away too: reclaim_stalled_loads will do it
             logger.exception("could not undo the interrupted load of batch %s", batch.pk)
         raise
 
 
+def _unload_owned(batch: Batch) -> Batch | None:
+    """_unload, unless another run owns the load by now (then it is that run's to finish or undo)."""
+    try:
+        return _unload(batch)
+    except _LoadLost:
+        return None
+
+
 def _unload(batch: Batch) -> Batch | None:
-    """Delete what a failed load wrote; the batch row too if the load made it. Returns the batch kept, if any."""
+    """Delete what a load wrote; the batch row too if the load made it. Returns the batch kept, if any.
+
+    Only while ``batch.load_owner`` still owns the load (else _LoadLost).
+    """
     _delete_items(batch)
     with transaction.atomic():
-        current = Batch.objects.select_for_update().filter(pk=batch.pk).first()
-        if current is None:
-            return None
+        _beat(batch)
+        current = Batch.objects.select_for_update().get(pk=batch.pk)
         if current.loading == Loading.NEW:
             current.delete()
             return None
-        current.loading = Loading.NONE
-        current.save(update_fields=["loading"])
+        current.loading, current.load_owner = Loading.NONE, ""
+        current.save(update_fields=["loading", "load_owner"])
         return current
 
 
 def _delete_items(batch: Batch) -> None:
-    """Delete a loading batch's items and events, a short transaction per chunk."""
+    """Delete a loading batch's items and events, a short transaction per chunk, each checking the owner."""
     for model, size in ((Event, 5 * CHUNK_SIZE), (Item, CHUNK_SIZE)):
         while ids := list(model.objects.filter(batch=batch).values_list("pk", flat=True)[:size]):
             with transaction.atomic():
+                _beat(batch)
                 model.objects.filter(pk__in=ids)._raw_delete(connection.alias)  # nothing refers to them yet
 
 
 def reclaim_stalled_loads() -> int:
-    """Undo the loads whose process died (no heartbeat for SYNC_LEASE); returns how many. Run by the worker."""
+    """Undo the loads whose run died (no heartbeat for SYNC_LEASE); returns how many. Run by the worker.
+
+    A dead load is claimed with one conditional UPDATE (its owner and heartbeat unchanged
+    since they were read), so a run taking it over at the same moment and this never both own it.
+    """
     reclaimed = 0
     for batch in Batch.objects.exclude(loading=Loading.NONE):
-        if not batch.heartbeat_expired:
+        if not batch.load_expired:
             continue
-        kept = _unload(batch)
+        token = uuid.uuid4().hex
+        claimed = Batch.objects.filter(
+            pk=batch.pk, load_owner=batch.load_owner, load_heartbeat_at=batch.load_heartbeat_at
+        ).update(load_owner=token, load_heartbeat_at=timezone.now())
+        if not claimed:
+            continue  # taken over meanwhile
+        batch.load_owner = token
+        try:
+            kept = _unload(batch)
+        except _LoadLost:
+            continue
         if kept is not None:
             message = "The last sync or import stopped without finishing (its process stopped); nothing was kept."
             Batch.objects.filter(pk=kept.pk).update(sync_state=SyncState.FAILED, last_error=message)
@@ -270,8 +315,11 @@ def _without_unchanged(batch: Batch, batch_record: BatchRecord, records, run: Sy
     chunk: list[tuple[int, ItemRecord]] = []
     position = 0
     for record in records:
-        if isinstance(record, Malformed) or _item_too_long(record):
-            yield record  # refused by _write_all, as in a load
+        if isinstance(record, Malformed):
+            yield record
+            continue
+        if _item_too_long(record):
+            yield position, record  # refused by _write_all, naming its place, as in a load
             continue
         chunk.append((position, record))
         position += 1
@@ -344,16 +392,16 @@ def record_failure(run: SyncRun, error: str, *, batch: Batch | None = None, perm
     error = redaction.redact(_storable(error))  # a garbage body can carry NULs, or echo a key
     if run.pk is not None and not SyncRun.objects.filter(pk=run.pk).exists():
         run.pk = None  # saved inside the transaction that was rolled back
+    if batch is not None and not Batch.objects.filter(pk=batch.pk).exists():
+        batch = None  # a load that made the row was undone
     run.batch = batch
     run.outcome = SyncOutcome.FAILED
     run.error = error
     run.finished_at = timezone.now()
     run.save()
     if batch is not None:
-        batch.last_error = error
-        batch.sync_state = SyncState.FAILED
-        batch.sync_paused = permanent
-        batch.save(update_fields=["last_error", "sync_state", "sync_paused"])
+        batch.last_error, batch.sync_state, batch.sync_paused = error, SyncState.FAILED, permanent
+        Batch.objects.filter(pk=batch.pk).update(last_error=error, sync_state=SyncState.FAILED, sync_paused=permanent)
     logger.info("sync run %s failed: %s", run.pk, error)
     return run
 
@@ -708,8 +756,8 @@ class _ChunkWriter:
         ]  # fmt: skip
         statement = _insert_statement(Item, items)
         with transaction.atomic():
+            _beat(self.batch)
             _execute(*statement)
-            Batch.objects.filter(pk=self.batch.pk).update(sync_heartbeat_at=timezone.now())
         item_ids = dict(
             Item.objects.filter(
                 batch=self.batch, provider_item_id__in=[row["provider_item_id"] for row in items]
@@ -727,6 +775,7 @@ class _ChunkWriter:
                 )  # fmt: skip
         statement = _insert_statement(Event, events)
         with transaction.atomic():
+            _beat(self.batch)
             _execute(*statement)
         self.run.items_created += len(items)
         self.run.events_created += len(events)

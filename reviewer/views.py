@@ -69,7 +69,7 @@ def _reason(request: HttpRequest) -> str:
     The note form keeps its reason list on screen for every decision; its reason only
     counts with a rejection or an invalid event.
     """
-    reason = request.POST.get("reason", "").strip()[:100]
+    reason = request.POST.get("decision_reason", "").strip()[:100]  # "reason" is the filter's
     if request.POST.get("note_form") and request.POST.get("decision") not in review.REASONED:
         return ""
     return reason
@@ -243,9 +243,10 @@ def _status_fragment(request: HttpRequest, batch: Batch) -> HttpResponse:
     response = render(
         request, "reviewer/batch_detail.html#status", {"batch": batch, "can_review": can_review(request.user)}
     )
-    seen = request.GET.get("seen", "")
-    if batch.last_synced_at and seen and seen != str(int(batch.last_synced_at.timestamp())):
-        response["HX-Trigger"] = "batch-synced"  # the results list reloads itself
+    # "seen": the sync the page shows ("" for none yet); a newer one reloads the results list.
+    seen = request.GET.get("seen")
+    if batch.last_synced_at and seen is not None and seen != str(int(batch.last_synced_at.timestamp())):
+        response["HX-Trigger"] = "batch-synced"
     return response
 
 
@@ -280,6 +281,7 @@ def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
             note=_note(request),
             reason=_reason(request),
             revision=_number(revision),
+            annotating=bool(request.POST.get("note_form")),
         )
         outcome, notice = ("applied" if applied.changed else "unchanged"), ""
     except review.StaleEvent as exc:
@@ -295,7 +297,7 @@ def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
     batch = Batch.objects.with_last_decision().get(pk=batch.pk)
     # The filter the page shows travels with the decision (hidden fields, or hx-include).
     batch_filter, form = filters.parse(request.POST, batch)
-    if request.POST.get("view") == "focus":
+    if request.POST.get("view") == "focus" or batch_filter is None:
         batch_filter = batch_filter or filters.parse(QueryDict(), batch)[0]  # a mangled filter: the whole batch
         target = event if outcome == "stale" else _next_event(batch_filter, after=event, pending_only=True)
         response = _focus_response(request, batch_filter, target, notice=notice)
@@ -422,7 +424,7 @@ def event_note(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "event": event, "batch": event.batch, "focus": focus, "filter_params": batch_filter.params(),
         "next": f"{back}?{batch_filter.query_string()}", "reasons": ReasonCode.objects.filter(active=True),
-        "choice": event.approval if event.decided_at else Approval.REJECTED,
+        "choice": event.approval,  # Save alone keeps the approval; the note and reason are what change
     }  # fmt: skip
     return render(request, "reviewer/note_form.html" + ("#dialog" if request.htmx else ""), context)
 

@@ -30,6 +30,8 @@ def test_deciding_never_moves_the_row_and_its_history_is_in_the_pane(logged_in_p
     review.decide(event, "rejected", staff, note="blurry")
     page.locator(f"#event-{event.pk} button.watch").click()
     pane = page.locator("#event-pane")
+    page.wait_for_function(f"() => window.reviewerPlayer && String(window.reviewerPlayer.eventId) === '{event.pk}'")
+    page.wait_for_load_state("networkidle")  # the pane is drawn once and for all
     pane.locator("summary", has_text="History").click()
     expect(pane.locator("details.history")).to_contain_text("blurry")
     expect(pane.locator(".pane-decision")).to_contain_text("by alice")

@@ -229,7 +229,7 @@ def interrupted_load(batch_id: str, *, heartbeat_age: timedelta, loading=Loading
     for position, record in enumerate(records[:12]):
         writer.add(record, position)
     writer.flush()
-    Batch.objects.filter(pk=batch.pk).update(sync_heartbeat_at=timezone.now() - heartbeat_age)
+    Batch.objects.filter(pk=batch.pk).update(load_heartbeat_at=timezone.now() - heartbeat_age)
     return Batch.objects.get(pk=batch.pk)
 
 
@@ -283,3 +283,46 @@ def test_a_reimport_updates_only_what_changed_and_keeps_decisions(reviewer_user)
     assert Event.objects.filter(label="relabelled").count() == 1
     assert Event.objects.get(pk=decided.pk).approval == "rejected"
     assert Batch.objects.get(pk=first.batch.pk).event_total == 201
+
+
+def test_a_sync_takes_over_a_dead_first_sync_although_it_renews_its_own_heartbeat(
+    nomadic_fake, nomadic_source, monkeypatch
+):
+    from reviewer import fetch
+    from tests.fakes.nomadicml import ui_event, video
+
+    monkeypatch.setattr(sync, "LOAD_WAIT_SECONDS", 1.0)  # a regression fails in a second, not 15 minutes
+    nomadic_fake.add_batch("dead-sync", [video(f"v{n}", [ui_event("near_miss", 1, 2, "x")]) for n in range(30)])
+    batch_record, records = records_of(batch_file("dead-sync", 30))
+    batch = Batch.objects.create(source=nomadic_source, provider="nomadicml", provider_batch_id="dead-sync")
+    claimed, _ = sync._claim(nomadic_source, batch_record)
+    writer = sync._ChunkWriter(claimed, sync.SyncRun(trigger=SyncTrigger.FETCH), batch_record, commit_chunks=True)
+    for position, record in enumerate(records[:5]):
+        writer.add(record, position)
+    writer.flush()
+    Batch.objects.filter(pk=batch.pk).update(load_heartbeat_at=timezone.now() - timedelta(minutes=5))
+
+    run = fetch.fetch_batch(nomadic_source, "dead-sync")  # renews sync_heartbeat_at all along: not the load's
+    assert run.outcome == SyncOutcome.SUCCEEDED, run.error
+    assert Item.objects.filter(batch=batch).count() == 30 and Batch.objects.get(pk=batch.pk).loading == Loading.NONE
+
+
+def test_a_load_taken_over_by_another_run_stops_and_leaves_it_to_that_run():
+    batch_record, records = records_of(batch_file("taken", 150))
+
+    def take_over():
+        Batch.objects.filter(provider_batch_id="taken").update(load_owner="someone-else")
+
+    run = sync.write_records(batch_record, paused_stream(records, 120, take_over), trigger=SyncTrigger.IMPORT)
+    assert run.outcome == SyncOutcome.FAILED and "took this batch over" in run.error
+    batch = Batch.objects.get(provider_batch_id="taken")  # not undone by the run that lost it
+    assert batch.loading == Loading.NEW and batch.load_owner == "someone-else" and batch.items.count() == 100
+
+
+def test_reclaiming_skips_a_load_taken_over_since_it_was_read(monkeypatch):
+    dead = interrupted_load("raced", heartbeat_age=timedelta(minutes=5))
+    listed = list(Batch.objects.exclude(loading=Loading.NONE))
+    Batch.objects.filter(pk=dead.pk).update(load_owner="new-run", load_heartbeat_at=timezone.now())
+    monkeypatch.setattr(Batch.objects, "exclude", lambda **kwargs: listed)  # the list read before the take-over
+    assert sync.reclaim_stalled_loads() == 0
+    assert Batch.objects.get(pk=dead.pk).load_owner == "new-run" and dead.items.count() == 12

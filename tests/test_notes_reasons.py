@@ -18,8 +18,9 @@ from tests.test_review import HTMX, batch, bulk, decide_url, event, reviewer_cli
 pytestmark = pytest.mark.django_db
 
 
-def decide(client, label: str, decision: str, **extra):
-    return client.post(decide_url(event(label)), {"decision": decision, **extra}, headers=HTMX)
+def decide(client, label: str, decision: str, reason: str | None = None, **extra):
+    data = {"decision": decision, **extra} | ({} if reason is None else {"decision_reason": reason})
+    return client.post(decide_url(event(label)), data, headers=HTMX)
 
 
 def test_the_default_reasons_exist_and_staff_can_manage_them(admin_client):
@@ -82,9 +83,24 @@ def test_the_same_decision_again_without_a_note_changes_nothing(reviewer_client,
     assert event("walker 1").note == "see walker 2"
 
 
+def test_a_bulk_rejection_by_filter_takes_a_reason_and_keeps_the_reason_filter_apart(reviewer_client, batch):
+    decide(reviewer_client, "walker 1", "rejected", reason="Duplicate")
+    decide(reviewer_client, "walker 2", "rejected", reason="Duplicate")
+    response = bulk(reviewer_client, batch, decision="invalid", all_matching="1", expected_count="2",
+                    reason="Duplicate", decision_reason="Bad video")  # fmt: skip
+    assert response.status_code == 200, response.content
+    assert set(Event.objects.filter(label__in=["walker 1", "walker 2"]).values_list("approval", "reason")) == {
+        ("invalid", "Bad video")
+    }
+    confirm = reviewer_client.get(
+        reverse("bulk_confirm", args=[batch.pk]) + "?decision=rejected&reason=Bad+video"
+    ).content.decode()
+    assert 'name="decision_reason"' in confirm and 'name="reason" value="Bad video"' in confirm
+
+
 def test_a_bulk_rejection_gives_every_event_its_reason(reviewer_client, batch):
     chosen = [event("walker 1").pk, event("walker 3").pk]
-    bulk(reviewer_client, batch, decision="invalid", event=chosen, reason="Bad video")
+    bulk(reviewer_client, batch, decision="invalid", event=chosen, decision_reason="Bad video")
     assert set(Event.objects.filter(pk__in=chosen).values_list("reason", flat=True)) == {"Bad video"}
     assert set(Decision.objects.values_list("reason", flat=True)) == {"Bad video"}
 
@@ -174,17 +190,32 @@ def test_the_note_form_offers_the_active_reasons_and_decides_with_them(reviewer_
     body = page.content.decode()
     assert page.status_code == 200 and "Duplicate" in body and "Bad video" not in body
     assert 'name="approval" value="pending"' in body  # the page's filter goes along
-    assert f'hx-target="#event-{walker.pk}"' in body and 'value="rejected" checked' in body
+    assert f'hx-target="#event-{walker.pk}"' in body and 'value="pending" checked' in body  # Save alone keeps it
     response = reviewer_client.post(
         decide_url(walker),
-        {"decision": "rejected", "reason": "Duplicate", "note": "twice", "note_form": "1", "approval": "pending"},
+        {
+            "decision": "rejected",
+            "decision_reason": "Duplicate",
+            "note": "twice",
+            "note_form": "1",
+            "approval": "pending",
+        },
         headers=HTMX,
     )
     assert response.status_code == 200 and (event("walker 1").reason, event("walker 1").note) == ("Duplicate", "twice")
     # The form keeps its reason list for every decision: an approval from it drops the reason.
-    reviewer_client.post(decide_url(walker), {"decision": "approved", "reason": "Duplicate", "note_form": "1"},
+    reviewer_client.post(decide_url(walker), {"decision": "approved", "decision_reason": "Duplicate", "note_form": "1"},
                          headers=HTMX)  # fmt: skip
     assert (event("walker 1").approval, event("walker 1").reason) == ("approved", "")
+
+
+def test_the_note_form_can_clear_a_note_and_a_reason(reviewer_client, batch):
+    decide(reviewer_client, "walker 1", "rejected", reason="Duplicate", note="twice")
+    response = decide(reviewer_client, "walker 1", "rejected", reason="", note="", note_form="1")
+    assert response["X-Review-Outcome"] == "applied"
+    assert (event("walker 1").reason, event("walker 1").note) == ("", "")
+    undo(reviewer_client, batch)
+    assert (event("walker 1").reason, event("walker 1").note) == ("Duplicate", "twice")
 
 
 def test_the_note_form_in_review_mode_answers_into_the_card(reviewer_client, batch):

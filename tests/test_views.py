@@ -196,7 +196,9 @@ def test_the_event_table_leaves_out_the_columns_a_batch_never_fills(staff_client
     assert "Severity" in header and "Conf." not in header and "AI analysis" not in header
     assert 'class="col-thumb"' not in header
     assert 'colspan="6"' in body  # the video row spans select, time, event, severity, approval, decide
-    full = import_bytes(json.dumps(nomadic_analysis("full", [nomadic_result("v1", [nomadic_event()])])).encode(), "f.json")
+    full = import_bytes(
+        json.dumps(nomadic_analysis("full", [nomadic_result("v1", [nomadic_event()])])).encode(), "f.json"
+    )
     header = staff_client.get(full.batch.get_absolute_url()).content.decode()
     assert all(name in header for name in ("Conf.", "AI analysis", 'class="col-thumb"'))
 

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviewer', '0002_review_workflow'),
+        ("reviewer", "0002_review_workflow"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='batch',
-            name='event_facets',
+            model_name="batch",
+            name="event_facets",
             field=models.JSONField(blank=True, null=True),
         ),
     ]

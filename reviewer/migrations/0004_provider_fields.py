@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviewer', '0003_batch_event_facets'),
+        ("reviewer", "0003_batch_event_facets"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='batch',
-            name='sync_paused',
+            model_name="batch",
+            name="sync_paused",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='event',
-            name='metadata',
+            model_name="event",
+            name="metadata",
             field=models.JSONField(blank=True, default=dict),
         ),
     ]

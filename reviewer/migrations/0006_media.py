@@ -4,60 +4,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviewer', '0005_rekey_events'),
+        ("reviewer", "0005_rekey_events"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='event',
-            name='thumbnail_attempts',
+            model_name="event",
+            name="thumbnail_attempts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='event',
-            name='thumbnail_file',
+            model_name="event",
+            name="thumbnail_file",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name='event',
-            name='thumbnail_file_source',
+            model_name="event",
+            name="thumbnail_file_source",
             field=models.CharField(blank=True, max_length=1000),
         ),
         migrations.AddField(
-            model_name='item',
-            name='thumbnail_attempts',
+            model_name="item",
+            name="thumbnail_attempts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='item',
-            name='thumbnail_file',
+            model_name="item",
+            name="thumbnail_file",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name='item',
-            name='thumbnail_file_source',
+            model_name="item",
+            name="thumbnail_file_source",
             field=models.CharField(blank=True, max_length=1000),
         ),
         migrations.AddField(
-            model_name='item',
-            name='video_duration',
+            model_name="item",
+            name="video_duration",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='item',
-            name='video_expires_at',
+            model_name="item",
+            name="video_expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='item',
-            name='video_kind',
+            model_name="item",
+            name="video_kind",
             field=models.CharField(blank=True, max_length=8),
         ),
         migrations.AddField(
-            model_name='item',
-            name='video_url',
+            model_name="item",
+            name="video_url",
             field=models.CharField(blank=True, max_length=2000),
         ),
     ]

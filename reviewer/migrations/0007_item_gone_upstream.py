@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviewer', '0006_media'),
+        ("reviewer", "0006_media"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='item',
-            name='gone_upstream',
+            model_name="item",
+            name="gone_upstream",
             field=models.BooleanField(default=False),
         ),
     ]

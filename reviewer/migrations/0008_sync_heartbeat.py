@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviewer', '0007_item_gone_upstream'),
+        ("reviewer", "0007_item_gone_upstream"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='batch',
-            name='sync_heartbeat_at',
+            model_name="batch",
+            name="sync_heartbeat_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviewer', '0009_role_groups'),
+        ("reviewer", "0009_role_groups"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='batch',
-            name='loading',
-            field=models.CharField(blank=True, choices=[('', 'Not loading'), ('first', 'First load'), ('new', 'First load of a new batch')], default='', max_length=8),
+            model_name="batch",
+            name="loading",
+            field=models.CharField(
+                blank=True,
+                choices=[("", "Not loading"), ("first", "First load"), ("new", "First load of a new batch")],
+                default="",
+                max_length=8,
+            ),
         ),
     ]

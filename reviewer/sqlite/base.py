@@ -67,7 +67,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if path is None or self.has_turn:
             return
         if self.turn_file is None:
-            self.turn_file = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:  # readable and writable by whoever may write the database (the umask decides)
+                self.turn_file = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise OperationalError(f"cannot open {path} to take a writer's turn: {exc.strerror}") from None
         deadline = time.monotonic() + float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
         for attempt in range(1_000_000_000):
             try:

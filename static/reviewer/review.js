@@ -204,8 +204,8 @@
       advanceAfter = null;
       focusRow(elt);
       if (lastOutcome === "applied" || lastOutcome === "unchanged") move(1);
-    } else if (!advanceAfter && focusedId && elt.querySelector && elt.querySelector("#event-" + focusedId)) {
-      focusRow(focusedRow()); // the results reloaded: the same event keeps the focus
+    } else if (!advanceAfter && focusedId && (elt.id === "event-" + focusedId || elt.querySelector("#event-" + focusedId))) {
+      focusRow(focusedRow()); // the row or the results reloaded (the note form saved): the same event keeps the focus
     }
     updateSelection();
   });
@@ -241,6 +241,18 @@
     if (event.detail.elt.id === "undo-form" && document.body.dataset.pageShownAt) {
       event.detail.parameters.page_shown_at = document.body.dataset.pageShownAt;
     }
+  });
+
+  // A refusal of a form in a dialog (the note form, a bulk confirmation) is said in the
+  // dialog itself: the toast would be hidden behind it, and what was typed stays.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const asker = event.detail.requestConfig && event.detail.requestConfig.elt;
+    const dialog = asker && asker.closest && asker.closest("dialog[open]");
+    const slot = dialog && dialog.querySelector("[data-dialog-error]");
+    if (!slot || event.detail.xhr.status < 400) return;
+    slot.textContent = new DOMParser().parseFromString(event.detail.serverResponse, "text/html").body.textContent.trim();
+    slot.hidden = false;
+    event.detail.shouldSwap = false;
   });
 
   // A confirmed bulk action closes its dialog once the server answered.
