@@ -1,8 +1,8 @@
 """Write normalized records into the cache: all-or-nothing, chunked, keeping human work.
 
-Every sync and file import ends here. A run either commits every record of the batch
-or changes nothing at all (the whole run is one transaction); either way a SyncRun row
-says what happened. Provider fields are rewritten; a human decision on an event is
+Every sync and file import ends here. A run either writes every record of the batch or
+changes nothing anyone sees (see write_records for the two ways); either way a SyncRun
+row says what happened. Provider fields are rewritten; a human decision on an event is
 never overwritten, and events a person decided are kept even when the provider drops
 them.
 """
@@ -98,17 +98,16 @@ def write_records(
         return record_failure(run, str(exc))  # the batch is another run's: its state is left alone
     except (Refused, RecordError) as exc:
         return record_failure(run, str(exc), batch=_find_batch(source, batch_record))
-    if file_name and source is None:
-        batch.imported_from = file_name[:255]  # the batch list names the file of an imported batch
+    imported_from = file_name[:255] if file_name and source is None else ""  # the batch list names the file
     if batch.loading:
+        batch.imported_from = imported_from or batch.imported_from
         return _load(batch, batch_record, records, run, skip_invalid=skip_invalid, leftovers=leftovers)
     try:
         unchanged_ids: set[int] = set()
         records = spooled(_without_unchanged(batch, batch_record, records, run, unchanged_ids))
         with transaction.atomic():
             batch = _upsert_batch(source, batch_record)
-            if file_name and source is None:
-                batch.imported_from = file_name[:255]
+            batch.imported_from = imported_from or batch.imported_from
             writer = _ChunkWriter(batch, run, batch_record)
             writer.seen_item_ids |= unchanged_ids
             _write_all(writer, records, run, skip_invalid)
