@@ -297,13 +297,13 @@ def event_decision(request: HttpRequest, pk: int) -> HttpResponse:
     batch = Batch.objects.with_last_decision().get(pk=batch.pk)
     # The filter the page shows travels with the decision (hidden fields, or hx-include).
     batch_filter, form = filters.parse(request.POST, batch)
-    if request.POST.get("view") == "focus" or batch_filter is None:
+    if request.POST.get("view") == "focus":
         batch_filter = batch_filter or filters.parse(QueryDict(), batch)[0]  # a mangled filter: the whole batch
         target = event if outcome == "stale" else _next_event(batch_filter, after=event, pending_only=True)
         response = _focus_response(request, batch_filter, target, notice=notice)
     else:
         context = {"batch": batch, "event": _event_for_row(event.pk), "notice": notice, "can_review": True,
-                   **_columns(batch, True)}  # fmt: skip
+                   "filter": filters.parse(QueryDict(), batch)[0], **_columns(batch, True)}  # fmt: skip
         if batch_filter is not None:  # the chips and the shown count follow the page's filter, out of band
             chip_counts = _chip_counts(batch_filter)
             shown = _selected_total(chip_counts["approval_chip_counts"], batch_filter.approval)

@@ -259,3 +259,11 @@ def test_the_activity_log_names_events_filters_and_shows_each_reviewers_pace(rev
     assert "walker 1" in rejections and "walker 2" not in rejections
     bad = reviewer_client.get(url + "?reviewer=nobody")
     assert bad.status_code == 400 and "reviewer:" in bad.content.decode()
+
+
+def test_a_decision_from_a_page_with_a_mangled_filter_still_answers_its_row(reviewer_client, batch):
+    walker = event("walker 1")
+    response = decide(reviewer_client, "walker 1", "approved", severity="no-such-severity")
+    assert response.status_code == 200 and response["X-Review-Outcome"] == "applied"
+    body = response.content.decode()
+    assert body.lstrip().startswith(f'<tr class="event" id="event-{walker.pk}"') and 'id="card"' not in body
