@@ -222,3 +222,28 @@ def test_the_focused_row_stays_in_the_middle_third_of_the_window(logged_in_page,
     bar = page.locator(".bulk-bar").bounding_box()
     row = page.locator("tr.event.is-focused").bounding_box()
     assert row["y"] + row["height"] <= bar["y"]  # never under the sticky bar
+
+
+def test_c_decides_with_a_reason_and_a_note_in_a_dialog(logged_in_page, live_server):
+
+    page = logged_in_page
+    open_demo_batch(page, live_server, "?approval=pending")
+    page.evaluate("window.notReloaded = true")
+    page.keyboard.press("j")
+    focused = page.locator("tr.event.is-focused").get_attribute("data-event")
+    page.keyboard.press("c")
+    dialog = page.locator("#dialog[open] .note-form")
+    dialog.wait_for()
+    dialog.locator("input[value=rejected]").check()
+    dialog.locator("select[name=decision_reason]").select_option("Duplicate")
+    dialog.locator("textarea[name=note]").fill("Same crossing as the one before")
+    dialog.locator("button[type=submit]").click()
+    row = page.locator(f"#event-{focused}[data-approval=rejected]")
+    expect(row).to_be_visible()
+    expect(page.locator("#dialog[open]")).to_have_count(0)
+    expect(row.locator(".mark-note")).to_have_count(1)
+    assert "Duplicate" in row.locator(".approval-cell").get_attribute("title")
+    expect(page.locator("tr.event.is-focused")).to_have_attribute("data-event", focused)  # the focus stays
+    assert page.evaluate("window.notReloaded") is True
+    saved = Event.objects.get(pk=focused)
+    assert (saved.approval, saved.reason, saved.note) == ("rejected", "Duplicate", "Same crossing as the one before")
