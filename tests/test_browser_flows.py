@@ -225,7 +225,6 @@ def test_the_focused_row_stays_in_the_middle_third_of_the_window(logged_in_page,
 
 
 def test_c_decides_with_a_reason_and_a_note_in_a_dialog(logged_in_page, live_server):
-
     page = logged_in_page
     open_demo_batch(page, live_server, "?approval=pending")
     page.evaluate("window.notReloaded = true")
