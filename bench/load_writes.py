@@ -39,34 +39,23 @@ FILLER = (
 ) * 4
 
 
-def probe_lock(stop: threading.Event, database: Path, waits: list[float]) -> None:
-    """Start and end a write transaction every 50 ms as the app does, timing each wait for the lock.
+def probe_lock(stop: threading.Event, waits: list[float]) -> None:
+    """Open and close a write transaction every 50 ms, timing each: how long any writer waits for the lock.
 
     Apart from the decisions' latency, which also counts CPU time on a busy 2-core machine.
-    The app's SQLite backend (reviewer/sqlite/base.py): take a turn, then BEGIN IMMEDIATE.
+    An empty ``transaction.atomic()`` takes a writer's turn and BEGINs IMMEDIATE, as every
+    write of the app does (reviewer/sqlite/base.py); this thread has its own connection.
     """
-    import fcntl
-    import sqlite3
+    from django.db import connection, transaction
 
-    connection = sqlite3.connect(database, timeout=60, isolation_level=None)
-    turn = os.open(f"{database}-writers", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         while not stop.is_set():
             began = time.monotonic()
-            while True:
-                try:
-                    fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    time.sleep(0.001)
-            connection.execute("BEGIN IMMEDIATE")
-            waits.append(time.monotonic() - began)
-            connection.execute("COMMIT")
-            fcntl.flock(turn, fcntl.LOCK_UN)
+            with transaction.atomic():
+                waits.append(time.monotonic() - began)
             stop.wait(0.05)
     finally:
         connection.close()
-        os.close(turn)
 
 
 @dataclass
@@ -289,7 +278,7 @@ def run_write_phase(url: str, cookies, tmp: Path, env: dict[str, str], args, bat
         for n in range(args.deciders)
     ]
     lock_waits: list[float] = []
-    threads.append(threading.Thread(target=probe_lock, args=(stop, tmp / "load.sqlite3", lock_waits), daemon=True))
+    threads.append(threading.Thread(target=probe_lock, args=(stop, lock_waits), daemon=True))
     try:
         worker.start()
         for thread in threads:

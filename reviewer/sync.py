@@ -685,6 +685,17 @@ def _merge_event(record: EventRecord, cached: Event, carried: frozenset[str]) ->
         record.provider_approval = cached.provider_approval
 
 
+def _keys_of(record: ItemRecord) -> list[str] | Iterator[str]:
+    """The keys of the record's events: matched to the cached ones (a file import), else computed."""
+    return record.event_keys if record.event_keys is not None else event_keys(record.events)
+
+
+def _new_event_row(record: EventRecord, item_id: int, batch_id: int, key: str, position: int, digest: str) -> dict:
+    """The column values of a new event (for _insert_statement): nobody decided it, so its approval is the provider's."""
+    return {**vars(record), "item_id": item_id, "batch_id": batch_id, "key": key, "position": position,
+            "content_hash": digest, "approval": record.provider_approval}  # fmt: skip
+
+
 def _prepared(record: ItemRecord) -> tuple[ItemRecord, str]:
     """``record`` made storable (no NUL, no lone surrogate, no API key) and its content hash."""
     encoded = record.content_json()
@@ -763,15 +774,12 @@ class _ChunkWriter:
             ).values_list("provider_item_id", "pk")
         )
         self.seen_item_ids.update(item_ids.values())
-        events = []
-        for _, record, _ in chunk:
-            keys = record.event_keys if record.event_keys is not None else event_keys(record.events)
-            for event_position, (key, event_record) in enumerate(zip(keys, record.events, strict=True)):
-                events.append(
-                    {**vars(event_record), "item_id": item_ids[record.provider_item_id], "batch_id": self.batch.pk,
-                     "key": key, "position": event_position, "approval": event_record.provider_approval,
-                     "content_hash": content_hash([vars(event_record), event_position])}
-                )  # fmt: skip
+        events = [
+            _new_event_row(event_record, item_ids[record.provider_item_id], self.batch.pk, key, position,
+                           content_hash([vars(event_record), position]))
+            for _, record, _ in chunk
+            for position, (key, event_record) in enumerate(zip(_keys_of(record), record.events, strict=True))
+        ]  # fmt: skip
         statement = _insert_statement(Event, events)
         with transaction.atomic():
             _beat(self.batch)
@@ -832,8 +840,7 @@ class _ChunkWriter:
         complete = self.batch_record.complete
         to_create, to_update, seen = [], [], set()
         for item, record, _ in changed:
-            keys = record.event_keys if record.event_keys is not None else event_keys(record.events)
-            for position, (key, event_record) in enumerate(zip(keys, record.events, strict=True)):
+            for position, (key, event_record) in enumerate(zip(_keys_of(record), record.events, strict=True)):
                 seen.add((item.pk, key))
                 event = existing.get((item.pk, key))
                 if event is not None and not complete:
@@ -843,10 +850,7 @@ class _ChunkWriter:
                     self.run.events_unchanged += 1
                     continue
                 if event is None:
-                    to_create.append(
-                        {**vars(event_record), "item_id": item.pk, "batch_id": self.batch.pk, "key": key,
-                         "position": position, "content_hash": digest, "approval": event_record.provider_approval}
-                    )  # fmt: skip
+                    to_create.append(_new_event_row(event_record, item.pk, self.batch.pk, key, position, digest))
                     continue
                 to_update.append(event)
                 for name in EVENT_FIELDS:
