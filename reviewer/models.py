@@ -7,6 +7,8 @@ touched by a sync. See ``reviewer/sync.py``.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import timedelta
 
 from django.conf import settings
@@ -636,3 +638,115 @@ class SyncRun(models.Model):
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }
+
+
+# --- The API's tokens and the webhooks (reviewer/api, reviewer/webhooks.py) -------------------
+
+
+class ApiToken(models.Model):
+    """A personal API token: sent as ``Authorization: Bearer <token>``, acting as its user with their role.
+
+    Only a SHA-256 digest is stored: the token is 32 random bytes, so a digest cannot be
+    reversed by guessing, and a slow password hash would cost every API request.
+    """
+
+    PREFIX = "rvw_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=16, editable=False)  # the first characters, to tell tokens apart
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    @staticmethod
+    def digest_of(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user, name: str) -> tuple[ApiToken, str]:
+        """A new token for ``user``; returns the row and the token itself (shown once, never stored)."""
+        token = cls.PREFIX + secrets.token_urlsafe(32)
+        row = cls.objects.create(user=user, name=name, digest=cls.digest_of(token), hint=token[:8])
+        return row, token
+
+    @classmethod
+    def active(cls, token: str) -> ApiToken | None:
+        """The unrevoked token of an active user, or None."""
+        return (
+            cls.objects.select_related("user")
+            .filter(digest=cls.digest_of(token), revoked_at__isnull=True, user__is_active=True)
+            .first()
+        )
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class WebhookEvent(models.TextChoices):
+    DECISION_CREATED = "decision.created", "decision.created: a review action changed events"
+    BATCH_REVIEWED = "batch.reviewed", "batch.reviewed: nothing is left pending in a batch"
+    SYNC_SUCCEEDED = "sync.succeeded", "sync.succeeded: a sync or import finished"
+    SYNC_FAILED = "sync.failed", "sync.failed: a sync or import failed"
+
+
+class Webhook(models.Model):
+    """An endpoint that receives signed JSON deliveries of the events it subscribed to."""
+
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list)  # WebhookEvent values
+    secret_encrypted = models.TextField(editable=False)  # signs the deliveries; readable again to sign
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def get_absolute_url(self) -> str:
+        return reverse("webhook_detail", args=[self.pk])
+
+    def set_secret(self, secret: str) -> None:
+        self.secret_encrypted = crypto.encrypt(secret)
+
+    def get_secret(self) -> str:
+        return crypto.decrypt(self.secret_encrypted)
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (gave up)"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: written in the transaction that caused it, sent later by the worker."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=32)
+    body = models.TextField()  # the exact JSON that is signed and sent
+    state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.webhook_id} ({self.state})"

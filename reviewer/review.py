@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from reviewer import webhooks
 from reviewer.models import Approval, Batch, Decision, Event, ReasonCode
 
 CHUNK_SIZE = 2000  # events per UPDATE / INSERT (well under SQLite's limit of query parameters)
@@ -210,6 +211,9 @@ def undo_last(batch: Batch, user, *, only_group: uuid.UUID | None = None) -> App
                     revision=F("revision") + 1,
                 )  # fmt: skip
         Batch.objects.get(pk=batch.pk).refresh_approval_counts()
+        if restored:
+            webhooks.decision_created(batch.pk, group=undo_group, user=user, decision="undo", event_ids=restored,
+                                      undo=True)  # fmt: skip
         return Applied(undo_group if restored else None, changed=len(restored), skipped=len(rows) - len(restored))
 
 
@@ -236,6 +240,8 @@ def _apply(
         )
     if changing:
         Batch.objects.get(pk=batch_id).refresh_approval_counts()
+        webhooks.decision_created(batch_id, group=group, user=user, decision=decision, event_ids=changing,
+                                  reason=reason, note=note)  # fmt: skip
     return Applied(group if changing else None, changed=len(changing), unchanged=len(current) - len(changing))
 
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "axes",
     "csp",
+    "ninja",  # the API docs' scripts and styles from static files, not a CDN (the CSP allows only 'self')
     "reviewer",
 ]
 
@@ -149,6 +150,9 @@ ITEMS_PER_PAGE = env_int("ITEMS_PER_PAGE", 25, minimum=1)
 
 # A watched batch that is not finished re-syncs at most this often (seconds).
 AUTO_SYNC_SECONDS = env_int("AUTO_SYNC_SECONDS", 30, minimum=1)
+
+# API requests per token per minute (reviewer/api); more are answered 429 with Retry-After.
+API_RATE_LIMIT = f"{env_int('API_RATE_LIMIT', 600, minimum=1)}/m"
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 

@@ -24,7 +24,7 @@ from functools import lru_cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from reviewer import redaction
+from reviewer import redaction, webhooks
 from reviewer.models import (
     TERMINAL_ITEM_STATUSES,
     Batch,
@@ -139,6 +139,7 @@ def _succeeded(run: SyncRun, batch: Batch) -> SyncRun:
     run.outcome = SyncOutcome.SUCCEEDED
     run.finished_at = timezone.now()
     run.save()
+    webhooks.sync_finished(run)
     return run
 
 
@@ -401,6 +402,7 @@ def record_failure(run: SyncRun, error: str, *, batch: Batch | None = None, perm
     if batch is not None:
         batch.last_error, batch.sync_state, batch.sync_paused = error, SyncState.FAILED, permanent
         Batch.objects.filter(pk=batch.pk).update(last_error=error, sync_state=SyncState.FAILED, sync_paused=permanent)
+    webhooks.sync_finished(run)
     logger.info("sync run %s failed: %s", run.pk, error)
     return run
 

@@ -2,7 +2,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from reviewer import views
+from reviewer import integration_views, views
+from reviewer.api import api
+
+
+def _token_authenticated(api_urls):
+    """The API's operations check a token themselves (reviewer/api): the session login does not apply."""
+    for pattern in api_urls[0]:
+        pattern.callback.login_required = False
+    return api_urls
+
 
 urlpatterns = [
     path("", views.batch_list, name="batch_list"),
@@ -25,8 +34,15 @@ urlpatterns = [
     path("images/<path:name>", views.stored_image, name="stored_image"),
     path("import/", views.import_results, name="import_results"),
     path("imports/<int:pk>/", views.import_status, name="import_status"),
+    re_path(r"^batches/(?P<pk>[0-9]+)/handoff\.json$", integration_views.batch_handoff, name="batch_handoff"),
+    path("account/tokens/", integration_views.api_tokens, name="api_tokens"),
+    path("account/tokens/<int:pk>/revoke", integration_views.revoke_token, name="revoke_token"),
+    path("webhooks/", integration_views.webhook_list, name="webhook_list"),
+    path("webhooks/<int:pk>/", integration_views.webhook_detail, name="webhook_detail"),
+    path("webhooks/<int:pk>/<slug:action>", integration_views.webhook_action, name="webhook_action"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/", _token_authenticated(api.urls)),
 ]

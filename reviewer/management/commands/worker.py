@@ -7,6 +7,7 @@ such an error, waiting longer each time (1 s, 2 s, … at most a minute), and lo
 
 Beside it, a thread undoes every RECLAIM_SECONDS the first loads whose process died
 (sync.reclaim_stalled_loads): a worker killed mid-import leaves no half-loaded batch.
+Another sends the due webhook deliveries every DELIVER_SECONDS (reviewer/webhooks.py).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections, connections
 
-from reviewer import sync
+from reviewer import sync, webhooks
 
 logger = logging.getLogger(__name__)
 
 MAX_DELAY = 60.0
 RECLAIM_SECONDS = 30.0
+DELIVER_SECONDS = 1.0
 
 
 def reclaim_loop(stop: threading.Event) -> None:
@@ -41,6 +43,21 @@ def reclaim_loop(stop: threading.Event) -> None:
         connections.close_all()
 
 
+def deliver_loop(stop: threading.Event) -> None:
+    """Send due webhook deliveries until ``stop`` is set (its own connection); a full round goes again at once."""
+    try:
+        while not stop.is_set():
+            try:
+                sent = webhooks.deliver_due()
+            except DatabaseError as exc:
+                logger.warning("Could not send webhook deliveries: %s", exc)
+                sent = 0
+            if sent < webhooks.BATCH_SIZE and stop.wait(DELIVER_SECONDS):
+                return
+    finally:
+        connections.close_all()
+
+
 class Command(BaseCommand):
     help = "Run the background worker; after a database error it logs, waits (backing off) and starts again."
 
@@ -51,12 +68,15 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         stop = threading.Event()
         reclaimer = threading.Thread(target=reclaim_loop, args=(stop,), daemon=True, name="reclaim-loads")
+        deliverer = threading.Thread(target=deliver_loop, args=(stop,), daemon=True, name="webhook-deliveries")
         reclaimer.start()
+        deliverer.start()
         try:
             self._run(options)
         finally:
             stop.set()
             reclaimer.join(10)
+            deliverer.join(20)
 
     def _run(self, options) -> None:
         delay, restarts = 1.0, 0

@@ -1,0 +1,104 @@
+"""The JSON API under /api/ (django-ninja): token auth, per-token rate limits, errors as ``{"detail": …}``.
+
+A request authenticates with ``Authorization: Bearer <token>`` (a personal token,
+reviewer.models.ApiToken) and acts as the token's user, with that user's role. No
+session cookie and so no CSRF token: a browser's cookies never authorize an API call.
+The schema and the interactive docs are for logged-in people and token holders.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, ValidationError
+from ninja.security import HttpBearer
+from ninja.throttling import SimpleRateThrottle
+
+from reviewer.models import ApiToken
+
+LAST_USED_PRECISION = 60  # seconds: last_used_at is written at most this often per token (one write, not one per call)
+
+UNAUTHORIZED = "Send a valid API token: Authorization: Bearer <token> (create one on the dashboard's API tokens page)."
+
+
+class TokenAuth(HttpBearer):
+    """A personal token; the request then runs as its user."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
+        row = ApiToken.active(token)
+        if row is None:
+            return None
+        request.user = row.user
+        now = timezone.now()
+        if row.last_used_at is None or (now - row.last_used_at).total_seconds() > LAST_USED_PRECISION:
+            ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
+        return row
+
+
+class TokenRateThrottle(SimpleRateThrottle):
+    """API_RATE_LIMIT requests per token (per server process: the cache is the process's own by default)."""
+
+    scope = "token"
+
+    def __init__(self) -> None:
+        super().__init__(settings.API_RATE_LIMIT)
+
+    def get_cache_key(self, request: HttpRequest) -> str | None:
+        token = getattr(request, "auth", None)
+        return f"api-rate-{token.pk}" if isinstance(token, ApiToken) else None
+
+
+def token_or_login(view):
+    """The schema and the docs: for a logged-in person or a token holder (anyone else: log in, or 401)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or ApiToken.active(token.strip()) is None:
+                if request.path.endswith(".json"):
+                    return JsonResponse({"detail": UNAUTHORIZED}, status=401)
+                return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    wrapper.login_required = False  # checked here: a token is a login too
+    return wrapper
+
+
+api = NinjaAPI(
+    title="reviewer API",
+    version="1",
+    description=(
+        "Batches, videos and events of the review dashboard, with the batch page's filters, and review decisions. "
+        "Authenticate with `Authorization: Bearer <token>`; a token acts with its user's role "
+        '(viewers read, reviewers also decide and sync). Errors are `{"detail": "…"}`.'
+    ),
+    urls_namespace="api",
+    auth=TokenAuth(),
+    throttle=[TokenRateThrottle()],
+    docs_decorator=token_or_login,
+)
+
+
+@api.exception_handler(AuthenticationError)
+def unauthorized(request: HttpRequest, exc: AuthenticationError):
+    return api.create_response(request, {"detail": UNAUTHORIZED}, status=401)
+
+
+@api.exception_handler(ValidationError)
+def invalid(request: HttpRequest, exc: ValidationError):
+    """400 with one readable line per bad value, as the batch page's filter errors are."""
+    lines = []
+    for error in exc.errors:
+        where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "request"
+        lines.append(f"{where}: {error.get('msg', 'invalid')}.")
+    return api.create_response(request, {"detail": " ".join(lines)}, status=400)
+
+
+from reviewer.api import routes  # noqa: E402,F401  (registers the operations on ``api``)
