@@ -210,10 +210,12 @@ def undo_last(batch: Batch, user, *, only_group: uuid.UUID | None = None) -> App
                     decided_by_id=decided_by_id, decided_at=decided_at, reason=reason, note=note,
                     revision=F("revision") + 1,
                 )  # fmt: skip
-        Batch.objects.get(pk=batch.pk).refresh_approval_counts()
+        batch = Batch.objects.get(pk=batch.pk)
+        had_pending = batch.pending_total > 0
+        batch.refresh_approval_counts()
         if restored:
-            webhooks.decision_created(batch.pk, group=undo_group, user=user, decision="undo", event_ids=restored,
-                                      undo=True)  # fmt: skip
+            webhooks.decision_created(batch, had_pending, group=undo_group, user=user, decision="undo",
+                                      event_ids=restored, undo=True)  # fmt: skip
         return Applied(undo_group if restored else None, changed=len(restored), skipped=len(rows) - len(restored))
 
 
@@ -239,8 +241,10 @@ def _apply(
             approval=decision, decided_by=user, decided_at=now, reason=reason, note=note, revision=F("revision") + 1
         )
     if changing:
-        Batch.objects.get(pk=batch_id).refresh_approval_counts()
-        webhooks.decision_created(batch_id, group=group, user=user, decision=decision, event_ids=changing,
+        batch = Batch.objects.get(pk=batch_id)
+        had_pending = batch.pending_total > 0
+        batch.refresh_approval_counts()
+        webhooks.decision_created(batch, had_pending, group=group, user=user, decision=decision, event_ids=changing,
                                   reason=reason, note=note)  # fmt: skip
     return Applied(group if changing else None, changed=len(changing), unchanged=len(current) - len(changing))
 

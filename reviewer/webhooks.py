@@ -74,11 +74,12 @@ def _body(event: str, data: dict) -> str:
 # --- What each event says ---------------------------------------------------------------
 
 
-def decision_created(batch_id: int, *, group, user, decision: str, event_ids: list[int], reason="", note="",
-                     undo=False) -> None:  # fmt: skip
-    """Queue ``decision.created`` for one review action (and ``batch.reviewed`` when it left nothing pending)."""
-    batch = Batch.objects.only("id", "provider_batch_id", "provider", "approval_counts", "human_counts",
-                               "event_total").get(pk=batch_id)  # fmt: skip
+def decision_created(batch: Batch, had_pending: bool, *, group, user, decision: str, event_ids: list[int],
+                     reason="", note="", undo=False) -> None:  # fmt: skip
+    """Queue ``decision.created`` for one review action, and ``batch.reviewed`` when it decided the last pending event.
+
+    ``batch`` has its counts after the action; ``had_pending``: whether it had pending events before.
+    """
     emit(
         WebhookEvent.DECISION_CREATED,
         {
@@ -87,7 +88,7 @@ def decision_created(batch_id: int, *, group, user, decision: str, event_ids: li
             "count": len(event_ids), "event_ids": event_ids,
         },
     )  # fmt: skip
-    if batch.event_total and batch.pending_total == 0 and decision != "pending":
+    if had_pending and batch.event_total and batch.pending_total == 0:
         emit(WebhookEvent.BATCH_REVIEWED, {"batch": _batch_ref(batch), "approval_counts": batch.approval_counts,
                                            "reviewed_by_people": batch.reviewed_total})  # fmt: skip
 

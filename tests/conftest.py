@@ -55,6 +55,20 @@ def worker_keeps_the_test_connection(monkeypatch):
     monkeypatch.setattr(db_worker, "close_old_connections", close_unless_in_test_transaction)
 
 
+@pytest.fixture
+def api_tokens(staff, reviewer_user, viewer) -> dict[str, str]:
+    """An API token per role: {"staff": …, "reviewer": …, "viewer": …}."""
+    from reviewer.models import ApiToken
+
+    return {role: ApiToken.issue(user, f"{role} token")[1]
+            for role, user in (("staff", staff), ("reviewer", reviewer_user), ("viewer", viewer))}  # fmt: skip
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The test client's keyword for an Authorization header."""
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
 # --- Browser tests: Playwright driving Debian's Chromium (never a downloaded browser) ---
 
 CHROMIUM = "/usr/bin/chromium"

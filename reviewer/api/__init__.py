@@ -15,7 +15,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 from ninja.throttling import SimpleRateThrottle
 
@@ -47,6 +47,10 @@ class TokenRateThrottle(SimpleRateThrottle):
 
     def __init__(self) -> None:
         super().__init__(settings.API_RATE_LIMIT)
+
+    def allow_request(self, request: HttpRequest) -> bool:
+        self.num_requests, self.duration = self.parse_rate(settings.API_RATE_LIMIT)  # the setting now, not at import
+        return super().allow_request(request)
 
     def get_cache_key(self, request: HttpRequest) -> str | None:
         token = getattr(request, "auth", None)
@@ -100,5 +104,32 @@ def invalid(request: HttpRequest, exc: ValidationError):
         lines.append(f"{where}: {error.get('msg', 'invalid')}.")
     return api.create_response(request, {"detail": " ".join(lines)}, status=400)
 
+
+def takes(*names: str):
+    """Name the query parameters an operation takes (the others are refused: see ``known_query_only``)."""
+
+    def mark(func):
+        func.query_names = frozenset(names)
+        return func
+
+    return mark
+
+
+def known_query_only(func):
+    """Refuse a query parameter the operation does not take: a typo (``aproval=``) must not silently mean "all"."""
+    known = getattr(func, "query_names", frozenset())
+
+    @wraps(func)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        unknown = sorted(set(request.GET) - known)
+        if unknown:
+            takes_text = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+            raise HttpError(400, f"Unknown query parameter {unknown[0]!r}: {takes_text}.")
+        return func(request, *args, **kwargs)
+
+    return wrapper
+
+
+api.add_decorator(known_query_only)
 
 from reviewer.api import routes  # noqa: E402,F401  (registers the operations on ``api``)

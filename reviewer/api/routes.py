@@ -10,11 +10,11 @@ import uuid
 
 from django.db.models import Count, Q
 from django.http import HttpRequest, QueryDict, StreamingHttpResponse
-from ninja import Query
+from ninja import Query, Status
 from ninja.errors import HttpError
 
 from reviewer import filters, handoff, review
-from reviewer.api import api
+from reviewer.api import api, takes
 from reviewer.api.pages import BadCursor, event_order, item_order, paginate
 from reviewer.api.schemas import (
     AddBatchIn,
@@ -130,6 +130,7 @@ def list_sources(request):
 
 
 @api.get("/batches", response={200: list[BatchOut], **READ_ERRORS}, tags=["batches"])
+@takes("limit", "offset")
 def list_batches(request, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
     """Batches, newest first, with their counts and review progress."""
     batches = Batch.objects.select_related("source").order_by("-created_at", "-id")[offset : offset + limit]
@@ -150,7 +151,7 @@ def add_batch(request, body: AddBatchIn):
         source=source, provider_batch_id=body.batch_id, defaults={"provider": source.provider}
     )
     _start_sync(batch)
-    return 202, batch_out(_batch(batch.pk))
+    return Status(202, batch_out(_batch(batch.pk)))
 
 
 @api.get("/batches/{batch_id}", response={200: BatchOut, **READ_ERRORS}, tags=["batches"])
@@ -166,7 +167,7 @@ def start_sync(request, batch_id: int):
     if batch.source is None:
         raise api_error(400, "This batch was imported from a file: import the file again to update it.")
     _start_sync(batch)
-    return 202, _sync_state(_batch(batch_id))
+    return Status(202, _sync_state(_batch(batch_id)))
 
 
 @api.get("/batches/{batch_id}/sync", response={200: SyncStateOut, **READ_ERRORS}, tags=["batches"])
@@ -198,7 +199,7 @@ def _sync_state(batch: Batch) -> dict:
 def _list_params(request) -> QueryDict:
     """The filter part of the query string (``cursor`` and ``limit`` are the API's own)."""
     data = request.GET.copy()
-    for name in ("cursor", "limit", "page"):
+    for name in ("cursor", "limit"):
         data.pop(name, None)
     return data
 
@@ -211,6 +212,7 @@ FILTER_DOC = (
 
 @api.get("/batches/{batch_id}/events", response={200: EventPage, **READ_ERRORS}, tags=["events"],
          description=FILTER_DOC)  # fmt: skip
+@takes(*ListQuery.model_fields)
 def list_events(request, batch_id: int, params: Query[ListQuery]):
     """The events the batch page shows under the same filter, in its order, a page at a time."""
     batch_filter = _filter(_batch(batch_id), _list_params(request))
@@ -223,6 +225,7 @@ def list_events(request, batch_id: int, params: Query[ListQuery]):
 
 @api.get("/batches/{batch_id}/items", response={200: ItemPage, **READ_ERRORS}, tags=["events"],
          description=FILTER_DOC)  # fmt: skip
+@takes(*ListQuery.model_fields)
 def list_items(request, batch_id: int, params: Query[ListQuery]):
     """The videos the batch page lists under the same filter (with an event filter: those with a match)."""
     batch_filter = _filter(_batch(batch_id), _list_params(request))
@@ -240,6 +243,7 @@ def list_items(request, batch_id: int, params: Query[ListQuery]):
 
 
 @api.get("/batches/{batch_id}/handoff", response={200: HandoffOut, **READ_ERRORS}, tags=["events"])
+@takes("include_provider")
 def get_handoff(request, batch_id: int, include_provider: bool = False):
     """Approved and rejected events per video (ids, times, labels): training input.
 
