@@ -94,8 +94,8 @@ def csv_event_ids(client, batch: Batch, query: str) -> list[int]:
 # --- Who may do what ------------------------------------------------------------------------------
 
 
-def operations(batch: Batch, event: Event) -> list[tuple[str, str, dict | None, bool, bool]]:
-    """(method, path, body, changes data, staff only)."""
+def operations(batch: Batch, event: Event, synced: int = 0) -> list[tuple[str, str, dict | None, bool, bool]]:
+    """(method, path, body, changes data, staff only); ``synced``: a batch of a source (one that syncs)."""
     b, e = batch.pk, event.pk
     return [
         ("get", "/api/sources", None, False, False),
@@ -103,6 +103,7 @@ def operations(batch: Batch, event: Event) -> list[tuple[str, str, dict | None, 
         ("post", "/api/batches", {"source": "nm", "batch_id": "b-new"}, True, False),
         ("get", f"/api/batches/{b}", None, False, False),
         ("get", f"/api/batches/{b}/sync", None, False, False),
+        ("post", f"/api/batches/{synced}/sync", {}, True, False),
         ("get", f"/api/batches/{b}/events", None, False, False),
         ("get", f"/api/batches/{b}/items", None, False, False),
         ("get", f"/api/batches/{b}/handoff", None, False, False),
@@ -124,7 +125,8 @@ def test_every_operation_for_every_kind_of_caller(client, batch, api_tokens, nom
     headers = bearer(token) if token else {}
     event = batch.events.get(label="Kid")
     decisions_before = Decision.objects.count()
-    for method, path, body, changes, staff_only in operations(batch, event):
+    synced = Batch.objects.create(source=nomadic_source, provider="nomadicml", provider_batch_id="b-synced")
+    for method, path, body, changes, staff_only in operations(batch, event, synced.pk):
         if body is None:
             response = getattr(client, method)(path, **headers)
         else:
@@ -134,7 +136,7 @@ def test_every_operation_for_every_kind_of_caller(client, batch, api_tokens, nom
         elif staff_only and role != "staff" or changes and role == "viewer":
             expected = 403
         else:
-            expected = 202 if path == "/api/batches" and method == "post" else 200
+            expected = 202 if method == "post" and path.endswith(("/api/batches", "/sync")) else 200
         assert response.status_code == expected, (role, method, path, response.content[:300])
         if expected >= 400:
             assert response.json()["detail"]
@@ -475,3 +477,40 @@ def test_an_unknown_query_parameter_is_refused_not_ignored(client, batch, api_to
     assert answer["detail"].startswith("Unknown query parameter 'aproval': it takes approval, category, cursor,")
     status, answer = get_json(client, f"/api/batches/{batch.pk}?verbose=1", api_tokens["viewer"])
     assert (status, answer["detail"]) == (400, "Unknown query parameter 'verbose': it takes none.")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_readmes_examples_work(live_server, api_tokens, capsys):
+    """The README's curl lines and Python loop, run as written against a live server."""
+    import subprocess
+    from pathlib import Path
+
+    cache.clear()
+    run = import_bytes(json.dumps(nomadic_analysis("b-readme", [nomadic_result(f"v{n}", [nomadic_event()])
+                                                                for n in range(3)])).encode(), "b.json")  # fmt: skip
+    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    section = readme.split("## The API and webhooks", 1)[1].split("\n## ", 1)[0]
+    shell = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    base, token = "http://127.0.0.1:8000", api_tokens["reviewer"]
+    event = run.batch.events.order_by("pk").first()
+    batch_path = f"/api/batches/{run.batch.pk}/"
+    shell = shell.replace(base, live_server.url).replace("/api/batches/1/", batch_path).replace("/api/events/42/",
+                                                                                              f"/api/events/{event.pk}/")  # fmt: skip
+    shell = re.sub(r"^TOKEN=.*$", f"TOKEN={token}", shell, flags=re.M)
+    result = subprocess.run(["bash", "-c", "set -e; " + shell.replace("curl ", "curl -sf ")], capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert '"count": 3' in result.stdout and '"outcome": "applied"' in result.stdout
+    exec(python.replace(base, live_server.url).replace("/api/batches/1/", batch_path), {"TOKEN": token})  # noqa: S102
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2  # the two events still pending after the curl line approved one
+    assert all(line.split()[1] in ("v1.mp4", "v2.mp4") for line in printed)
+
+
+def test_the_role_matrix_covers_every_operation(batch):
+    from reviewer.api import api
+
+    documented = {(method, path) for path, methods in api.get_openapi_schema()["paths"].items() for method in methods}
+    tested = {(method, re.sub(r"/\d+", "/{id}", path)) for method, path, *_ in operations(batch, batch.events.first())}
+    assert {(method, re.sub(r"\{\w+\}", "{id}", path)) for method, path in documented} == tested

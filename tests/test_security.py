@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.html import escape
 
-from reviewer import fetch, review
-from reviewer.models import Batch, Event, Source, SyncRun
+from reviewer import crypto, fetch, review
+from reviewer.models import ApiToken, Batch, Event, Source, SyncRun, Webhook
 from tests.factories import import_bytes, jsonl, nomadic_analysis, nomadic_event, nomadic_result, tl_id, tl_line
 from tests.fakes import twelvelabs as tl
 
@@ -28,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # A new URL must be added here, so nobody ships one without deciding its access rule.
 READ = "read"  # any logged-in user
 ACTION = "action"  # reviewers and staff; a viewer gets 403
+STAFF = "staff"  # staff only; a viewer (and a reviewer) gets 403
+OWNER = "owner"  # any logged-in user, on their own objects only; someone else's is a 404
 URLS = {
     "batch_list": ("GET", READ),
     "batch_detail": ("GET", READ),
@@ -49,8 +52,21 @@ URLS = {
     "batch_decisions": ("POST", ACTION),
     "batch_undo": ("POST", ACTION),
     "event_decision": ("POST", ACTION),
+    "batch_handoff": ("GET", READ),
+    "api_tokens": ("GET", READ),
+    "revoke_token": ("POST", OWNER),
+    "webhook_list": ("GET", STAFF),
+    "webhook_detail": ("GET", STAFF),
+    "webhook_action": ("POST", STAFF),
 }
 PUBLIC = {"healthz", "login", "logout"}
+# The API (reviewer/api) authenticates by token, not session: tests/test_api.py calls each
+# operation as anonymous, with a bad or revoked token, and as a viewer, a reviewer and staff.
+TOKEN_AUTH = {
+    "api-root", "openapi-json", "openapi-view", "list_sources", "list_batches", "add_batch", "get_batch",
+    "start_sync", "sync_state", "list_events", "list_items", "get_handoff", "get_event", "event_history", "decide",
+    "decide_many", "undo", "list_webhooks",
+}  # fmt: skip
 
 
 def named_patterns() -> set[str]:
@@ -96,8 +112,14 @@ def url_of(name: str, batch: Batch) -> str:
         return reverse(name, args=[batch.events.first().pk])
     if name == "batch_export":
         return reverse(name, args=[batch.pk, "csv"])
-    if name in ("batch_list", "batch_add", "batch_recent", "import_results"):
+    if name in ("batch_list", "batch_add", "batch_recent", "import_results", "api_tokens", "webhook_list"):
         return reverse(name)
+    if name == "revoke_token":  # staff's: the viewer's test asks for someone else's
+        return reverse(name, args=[ApiToken.issue(User.objects.get(username="alice"), "t")[0].pk])
+    if name in ("webhook_detail", "webhook_action"):
+        hook = Webhook.objects.first() or Webhook.objects.create(url="https://hooks.example.com/x", events=[],
+                                                                 secret_encrypted=crypto.encrypt("s"))  # fmt: skip
+        return reverse(name, args=[hook.pk, "test"] if name == "webhook_action" else [hook.pk])
     return reverse(name, args=[batch.pk])
 
 
@@ -108,7 +130,7 @@ def call(client: Client, name: str, batch: Batch, **extra):
 
 
 def test_every_url_has_an_access_rule():
-    assert named_patterns() == set(URLS) | PUBLIC
+    assert named_patterns() == set(URLS) | PUBLIC | TOKEN_AUTH
 
 
 @pytest.mark.parametrize("name", sorted(URLS))
@@ -120,8 +142,10 @@ def test_an_anonymous_visitor_is_sent_to_the_login_page(client, batch, name):
 @pytest.mark.parametrize("name", sorted(URLS))
 def test_a_viewer_reads_but_gets_403_on_every_action(viewer_client, batch, name):
     response = call(viewer_client, name, batch)
-    if URLS[name][1] == ACTION:
+    if URLS[name][1] in (ACTION, STAFF):
         assert response.status_code == 403
+    elif URLS[name][1] == OWNER:
+        assert response.status_code == 404
     else:
         assert response.status_code == 200
     assert batch.events.filter(decided_by__username="victor").count() == 0

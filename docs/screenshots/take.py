@@ -1,4 +1,4 @@
-"""Screenshots of the batch page, review mode and activity, light and dark, desktop and phone.
+"""Screenshots of the batch page, review mode, activity, API tokens and a webhook, light and dark, desktop and phone.
 
     .venv/bin/python docs/screenshots/take.py            # writes docs/screenshots/*.png
     .venv/bin/python docs/screenshots/take.py --out /tmp/shots --all
@@ -164,6 +164,22 @@ def shoot(base: str, out: Path, *, everything: bool) -> None:
             page.goto(base + f"/batches/{batch_pk}/activity")
             settle(page)
             page.screenshot(path=out / f"activity-{look}.png")
+
+            page.goto(base + "/account/tokens/")
+            page.fill("input[name=name]", f"training pipeline ({look})")
+            page.click("text=Create token")
+            settle(page)
+            page.screenshot(path=out / f"tokens-{look}.png", full_page=True)
+
+            page.goto(base + "/webhooks/")
+            page.fill("input[name=url]", f"https://hooks.example.com/reviewer/{look}")
+            page.check("input[value='decision.created']")
+            page.check("input[value='batch.reviewed']")
+            page.click("text=Add webhook")
+            page.click("text=Done: go to the webhook")
+            page.click("text=Send a test event")
+            settle(page)
+            page.screenshot(path=out / f"webhook-{look}.png", full_page=True)
 
             if look == "light" or everything:
                 page.goto(base + "/")
