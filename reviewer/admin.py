@@ -2,8 +2,9 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin
+from django.utils import timezone
 
-from reviewer.models import Batch, Decision, Event, Item, ReasonCode, Source, SyncRun
+from reviewer.models import ApiToken, Batch, Decision, Event, Item, ReasonCode, Source, SyncRun
 
 
 class SourceForm(forms.ModelForm):
@@ -114,3 +115,22 @@ class SyncRunAdmin(admin.ModelAdmin):
     list_display = ["started_at", "batch", "trigger", "outcome", "items_created", "events_created", "error"]
     list_filter = ["outcome", "trigger"]
     raw_id_fields = ["batch"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Everyone's tokens, to revoke one (e.g. when someone leaves); tokens are made by their owners."""
+
+    list_display = ["name", "user", "hint", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "user__username"]
+    readonly_fields = ["user", "name", "hint", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a token is shown only to whoever creates it: on their API tokens page
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} token(s).")

@@ -129,6 +129,8 @@ def webhook_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         hook.save(update_fields=["active"])
         messages.success(request, "Deliveries resumed." if hook.active else "Paused: no new deliveries are queued.")
     elif action == "delete":
+        if request.POST.get("confirm") != "1":  # one click must not lose the endpoint and its log
+            return render(request, "reviewer/webhook_delete.html", {"hook": hook, "count": hook.deliveries.count()})
         hook.delete()
         messages.success(request, f"Deleted the webhook to {hook.url} and its delivery log.")
         return redirect("webhook_list")

@@ -39,6 +39,7 @@ TIMEOUT = (5, 10)  # seconds to connect, and between bytes of the answer
 CLAIM_SECONDS = 60  # a claimed row is not picked again for this long (another worker, a crash)
 BATCH_SIZE = 8  # deliveries sent at once, each in its own thread
 USER_AGENT = "reviewer-webhooks/1"
+LOG_DAYS = 30  # delivered rows are kept this long in the delivery log
 
 
 def new_secret() -> str:
@@ -181,6 +182,13 @@ def _record(result: _Result, now: datetime) -> None:
     else:
         update["next_attempt_at"] = now + timedelta(seconds=RETRY_DELAYS[attempts - 1])
     WebhookDelivery.objects.filter(pk=delivery.pk).update(**update)
+
+
+def prune(now: datetime | None = None) -> int:
+    """Delete delivered rows older than LOG_DAYS (failed ones stay until someone looks); returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(days=LOG_DAYS)
+    deleted, _ = WebhookDelivery.objects.filter(state=DeliveryState.DELIVERED, delivered_at__lt=cutoff).delete()
+    return deleted
 
 
 def retry_now(delivery: WebhookDelivery) -> None:

@@ -13,7 +13,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 from reviewer import demo, review
-from reviewer.models import Batch, SyncOutcome, SyncRun, SyncTrigger
+from reviewer.models import Batch, SyncOutcome, SyncRun, SyncTrigger, Webhook, WebhookDelivery
 from tests.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -177,6 +177,27 @@ def test_every_page_fits_the_window_and_passes_axe(browser, live_server, reviewe
     ]:
         page.goto(base + path)
         check(page, what, failures)
+
+    page.goto(base + "/account/tokens/")
+    check(page, "API tokens (none yet)", failures)
+    page.fill("input[name=name]", "nightly export")
+    page.click("text=Create token")
+    check(page, "API tokens with a new token", failures)
+    page.goto(base + "/webhooks/")
+    check(page, "webhooks (none yet)", failures)
+    page.fill("input[name=url]", "https://hooks.example.com/reviewer")
+    page.check("input[value='decision.created']")
+    page.click("text=Add webhook")
+    check(page, "a new webhook's secret", failures)
+    page.click("text=Done: go to the webhook")
+    hook = Webhook.objects.get()
+    for state, code, error in [("delivered", 204, ""), ("failed", 503, "The receiver answered 503.")]:
+        WebhookDelivery.objects.create(webhook=hook, event="decision.created", body="{}", state=state, attempts=3,
+                                       response_code=code, error=error)  # fmt: skip
+    page.click("text=Send a test event")
+    check(page, "a webhook and its deliveries", failures)
+    page.goto(base + "/webhooks/")
+    check(page, "webhooks", failures)
 
     page.goto(base + "/batches/add/")
     page.locator("#recent :is(table, p:not(:has(.spinner)))").first.wait_for()  # the recent batches have loaded

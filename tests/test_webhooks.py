@@ -253,7 +253,9 @@ def test_the_webhook_pages_are_for_staff(client, viewer, reviewer_user, staff, r
     request = receiver.received[-1]
     assert request.headers["x-reviewer-signature"] == webhooks.signature(secret, request.body)
     assert client.post(f"/webhooks/{hook.pk}/explode").status_code == 404
-    client.post(f"/webhooks/{hook.pk}/delete")
+    asked = client.post(f"/webhooks/{hook.pk}/delete")
+    assert "Delete the webhook" in asked.content.decode() and Webhook.objects.exists()  # asked first
+    client.post(f"/webhooks/{hook.pk}/delete", {"confirm": "1"})
     assert not Webhook.objects.exists() and not WebhookDelivery.objects.exists()
 
 
@@ -265,3 +267,17 @@ def test_staff_see_the_webhooks_in_the_api(client, api_tokens, receiver):
     assert answer == [{"id": hook.pk, "url": receiver.url, "events": ALL_EVENTS, "active": True, "pending": 1,
                        "failed": 0}]  # fmt: skip
     assert client.get("/api/webhooks", **bearer(api_tokens["reviewer"])).status_code == 403
+
+
+@pytest.mark.django_db
+def test_old_delivered_rows_leave_the_log_failed_ones_stay(receiver):
+    hook = make_hook(receiver)
+    old = timezone.now() - timedelta(days=webhooks.LOG_DAYS + 1)
+    delivered = WebhookDelivery.objects.create(webhook=hook, event="ping", body="{}", state="delivered",
+                                               delivered_at=old)  # fmt: skip
+    failed = WebhookDelivery.objects.create(webhook=hook, event="ping", body="{}", state="failed", delivered_at=None)
+    fresh = WebhookDelivery.objects.create(webhook=hook, event="ping", body="{}", state="delivered",
+                                           delivered_at=timezone.now())  # fmt: skip
+    assert webhooks.prune() == 1
+    assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {failed.pk, fresh.pk}
+    assert not WebhookDelivery.objects.filter(pk=delivered.pk).exists()

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 MAX_DELAY = 60.0
 RECLAIM_SECONDS = 30.0
 DELIVER_SECONDS = 1.0
+PRUNE_SECONDS = 3600.0
 
 
 def reclaim_loop(stop: threading.Event) -> None:
@@ -44,10 +45,17 @@ def reclaim_loop(stop: threading.Event) -> None:
 
 
 def deliver_loop(stop: threading.Event) -> None:
-    """Send due webhook deliveries until ``stop`` is set (its own connection); a full round goes again at once."""
+    """Send due webhook deliveries until ``stop`` is set (its own connection); a full round goes again at once.
+
+    Once an hour it also drops delivered rows older than webhooks.LOG_DAYS from the log.
+    """
+    pruned_at = 0.0
     try:
         while not stop.is_set():
             try:
+                if time.monotonic() - pruned_at > PRUNE_SECONDS:
+                    webhooks.prune()
+                    pruned_at = time.monotonic()
                 sent = webhooks.deliver_due()
             except DatabaseError as exc:
                 logger.warning("Could not send webhook deliveries: %s", exc)
