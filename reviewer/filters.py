@@ -146,14 +146,14 @@ class BatchFilter:
     def items(self) -> QuerySet[Item]:
         """The items shown, ordered by ``sort``, with their shown events in ``shown_events``."""
         shown = Event.objects.filter(self.event_q()).select_related("decided_by").order_by(*self.event_order())
-        items = self._ordered(self.item_queryset())
+        items = self.ordered(self.item_queryset())
         return items.prefetch_related(Prefetch("events", queryset=shown, to_attr="shown_events"))
 
     def without(self, name: str) -> BatchFilter:
         """A copy with one multi-select filter cleared (chip counts follow the others)."""
         return replace(self, **{name: []})
 
-    def _ordered(self, items: QuerySet[Item]) -> QuerySet[Item]:
+    def ordered(self, items: QuerySet[Item]) -> QuerySet[Item]:
         # NULLs (no confidence, no event) go last explicitly: SQLite and PostgreSQL
         # otherwise put them at opposite ends.
         if self.sort == "video":
@@ -162,7 +162,7 @@ class BatchFilter:
             best = Max("events__confidence", filter=_prefixed(self.event_q(), "events__"))
             return items.annotate(best_confidence=best).order_by(F("best_confidence").desc(nulls_last=True), "position")
         if self.sort == "severity":
-            best = Max(_severity_rank("events__severity"), filter=_prefixed(self.event_q(), "events__"))
+            best = Max(severity_rank("events__severity"), filter=_prefixed(self.event_q(), "events__"))
             return items.annotate(best_severity=best).order_by(F("best_severity").desc(nulls_last=True), "position")
         return items.order_by("position", "id")
 
@@ -171,7 +171,7 @@ class BatchFilter:
         if self.sort == "confidence":
             return [F("confidence").desc(nulls_last=True), "position"]
         if self.sort == "severity":
-            return [_severity_rank("severity").desc(), "position"]
+            return [severity_rank("severity").desc(), "position"]
         return [F("start_seconds").asc(nulls_last=True), "position"] if self.sort == "time" else ["position"]
 
     def query_string(self, **overrides: object) -> str:
@@ -263,7 +263,7 @@ def _prefixed(condition: Q, prefix: str) -> Q:
     return result
 
 
-def _severity_rank(field: str) -> Case:
+def severity_rank(field: str) -> Case:
     return Case(
         *[When(**{f"{field}__iexact": name}, then=Value(rank)) for name, rank in SEVERITY_RANK.items()],
         default=Value(0),

@@ -49,6 +49,10 @@ class StaleEvent(ReviewError):
         self.event = event
 
 
+class CountChanged(ReviewError):
+    """A bulk action's events are no longer the number the user confirmed."""
+
+
 @dataclass
 class Applied:
     """What an action did: its group (None when nothing changed) and how many events it changed."""
@@ -118,7 +122,7 @@ def decide_many(
         rows = events.filter(batch=batch).select_for_update(of=("self",)).order_by("pk").values_list(*_CURRENT_FIELDS)
         current = [_Current(*row) for row in rows]
         if expected_count is not None and len(current) != expected_count:
-            raise ReviewError(
+            raise CountChanged(
                 f"You confirmed {expected_count:,} events, but {len(current):,} match now "
                 "(someone else or a sync changed them meanwhile). Nothing was changed: check and confirm again."
             )

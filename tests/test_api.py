@@ -212,7 +212,11 @@ def test_a_bad_filter_gets_the_batch_pages_own_message(client, batch, api_tokens
     assert answer["detail"].split(":")[0] in query
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "eyJrIjpbMV19", "eyJvIjotNX0", "e30", "%00", "W10", "eyJrIjpbe31dfQ"])
+@pytest.mark.parametrize(
+    "cursor",
+    ["garbage", "eyJrIjpbMV19", "eyJvIjotNX0", "e30", "%00", "W10", "eyJrIjpbe31dfQ",
+     "eyJrIjpbMTAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMCwwLDAsMF19"],  # the last: a 31-digit number
+)  # fmt: skip
 def test_a_cursor_that_is_not_ours_is_a_400(client, batch, api_tokens, cursor):
     status, answer = get_json(client, f"/api/batches/{batch.pk}/events?cursor={cursor}", api_tokens["viewer"])
     assert status == 400
@@ -305,7 +309,7 @@ def test_a_stale_revision_is_refused_and_changes_nothing(client, batch, api_toke
         ({"decision": "approved", "filter": {"approval": ["pending"]}}, 400, "expected_count"),
         ({"decision": "approved", "filter": {"approval": ["nope"]}, "expected_count": 1}, 400, "Valid values"),
         ({"decision": "approved", "filter": {"approval": ["pending"]}, "expected_count": 1}, 409, "match now"),
-        ({"decision": "pending", "reason": "False positive", "event_ids": [0]}, 400, "reason"),
+        ({"decision": "pending", "reason": "False positive", "event_ids": [1]}, 400, "reason"),
         ({"decision": "rejected", "reason": "Sunspots", "filter": {}, "expected_count": 12}, 400, "Unknown reason"),
     ],
 )
@@ -514,3 +518,20 @@ def test_the_role_matrix_covers_every_operation(batch):
     documented = {(method, path) for path, methods in api.get_openapi_schema()["paths"].items() for method in methods}
     tested = {(method, re.sub(r"/\d+", "/{id}", path)) for method, path, *_ in operations(batch, batch.events.first())}
     assert {(method, re.sub(r"\{\w+\}", "{id}", path)) for method, path in documented} == tested
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"decision": "approved", "event_ids": [10**30]}, "event_ids.0: Input should be less than or equal to"),
+        ({"decision": "approved", "filter": {}, "expected_count": 10**30}, "expected_count: Input should be"),
+        ({"decision": "approved", "event_ids": ["x"]}, "event_ids.0: Input should be a valid integer"),
+    ],
+)
+def test_numbers_the_database_cannot_hold_are_a_400(client, batch, api_tokens, body, words):
+    status, answer = post(client, f"/api/batches/{batch.pk}/decisions", body, api_tokens["reviewer"])
+    assert status == 400 and answer["detail"].startswith(words), answer
+    status, answer = post(client, f"/api/events/{batch.events.first().pk}/decision",
+                          {"decision": "approved", "revision": 10**30}, api_tokens["reviewer"])  # fmt: skip
+    assert (status, answer["detail"].split(":")[0]) == (400, "revision")
+    assert get_json(client, f"/api/batches/{10**30}", api_tokens["viewer"])[0] == 404

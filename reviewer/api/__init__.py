@@ -100,7 +100,8 @@ def invalid(request: HttpRequest, exc: ValidationError):
     """400 with one readable line per bad value, as the batch page's filter errors are."""
     lines = []
     for error in exc.errors:
-        where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "request"
+        parts = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "params")]
+        where = ".".join(parts) or "request"
         lines.append(f"{where}: {error.get('msg', 'invalid')}.")
     return api.create_response(request, {"detail": " ".join(lines)}, status=400)
 

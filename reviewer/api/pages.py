@@ -20,7 +20,7 @@ from functools import reduce
 from django.db.models import F, FloatField, Max, Q, QuerySet, Value, Window
 from django.db.models.functions import Coalesce
 
-from reviewer.filters import BatchFilter, _severity_rank
+from reviewer.filters import BatchFilter, severity_rank
 
 LAST = Value(1e300, output_field=FloatField())  # NULLs sort last: the page's nulls_last orders
 
@@ -52,18 +52,18 @@ def event_order(batch_filter: BatchFilter) -> tuple[list, bool]:
         return [Coalesce(-best, LAST), F("item__position"), F("item_id"), Coalesce(-F("confidence"), LAST),
                 F("position"), F("pk")], False  # fmt: skip
     if sort == "severity":
-        rank = _severity_rank("severity")
+        rank = severity_rank("severity")
         best = Window(Max(rank), partition_by=[F("item_id")])
         return [-best, F("item__position"), F("item_id"), -rank, F("position"), F("pk")], False
     return [F("item__position"), F("item_id"), F("position"), F("pk")], True
 
 
 def item_order(batch_filter: BatchFilter) -> tuple[list, bool]:
-    """The batch page's video order (filters.BatchFilter._ordered) as ascending expressions."""
+    """The batch page's video order (filters.BatchFilter.ordered) as ascending expressions."""
     if batch_filter.sort == "video":
         return [F("video_name"), F("custom_id"), F("provider_item_id"), F("pk")], True
     if batch_filter.sort in ("confidence", "severity"):
-        return [], False  # ranked by an aggregate: BatchFilter._ordered orders them; paged by position
+        return [], False  # ranked by an aggregate: BatchFilter.ordered orders them; paged by position
     return [F("position"), F("pk")], True
 
 
@@ -115,6 +115,15 @@ def _decode(cursor: str, kind: str):
     if not isinstance(data, dict) or set(data) != {kind}:
         raise BadCursor
     value = data[kind]
-    if isinstance(value, list) and not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+    if not all(_storable(part) for part in (value if isinstance(value, list) else [value])):
         raise BadCursor
     return value
+
+
+def _storable(value) -> bool:
+    """A value a database column can be compared with (a 30-digit integer cannot: an error, not an answer)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, str | float) and "\x00" not in str(value)

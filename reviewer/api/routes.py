@@ -232,7 +232,7 @@ def list_items(request, batch_id: int, params: Query[ListQuery]):
     items = batch_filter.item_queryset()
     order, keyset = item_order(batch_filter)
     if not order:
-        items = batch_filter._ordered(items)
+        items = batch_filter.ordered(items)
     page = _page(items, order, keyset, params.cursor, params.limit)
     fields = ItemOut.model_fields
     return {
@@ -322,11 +322,12 @@ def decide_many(request, batch_id: int, body: DecideManyIn):
     try:
         applied = review.decide_many(batch, events, body.decision, request.user, note=_clean(body.note),
                                      reason=body.reason.strip(), expected_count=expected)  # fmt: skip
-    except review.ReviewError as exc:
-        status = 409 if "match now" in str(exc) else 400
-        if body.event_ids is not None and status == 409:
+    except review.CountChanged as exc:
+        if body.event_ids is not None:  # a listed id is not an event of this batch (or no longer exists)
             raise api_error(409, "Some of event_ids are not events of this batch: nothing was changed.") from None
-        raise api_error(status, str(exc)) from None
+        raise api_error(409, str(exc)) from None
+    except review.ReviewError as exc:
+        raise api_error(400, str(exc)) from None
     return _applied(applied)
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
 
 ApprovalValue = Literal["pending", "approved", "rejected", "invalid"]
 SortValue = Literal["", "time", "severity", "confidence", "video"]
+# An id or a count the database can hold (a larger number is a 400, not a driver's overflow error).
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class Error(Schema):
@@ -169,7 +172,7 @@ class DecideIn(Schema):
     decision: ApprovalValue
     note: str = Field("", max_length=2000)
     reason: str = Field("", max_length=100, description="A reason code; only with rejected or invalid")
-    revision: int | None = Field(None, ge=0, description="The event's revision you saw; a mismatch is refused (409)")
+    revision: Count | None = Field(None, description="The event's revision you saw; a mismatch is refused (409)")
 
 
 class DecideOut(Schema):
@@ -192,10 +195,10 @@ class FilterIn(Schema):
 
 class DecideManyIn(Schema):
     decision: ApprovalValue
-    event_ids: list[int] | None = Field(None, description="These events (all must be in the batch)")
+    event_ids: list[Id] | None = Field(None, max_length=100_000, description="These events (all must be in the batch)")
     filter: FilterIn | None = Field(None, description="Or every event matching this filter")
-    expected_count: int | None = Field(
-        None, ge=0, description="With `filter`: how many events you expect it to match; another number refuses"
+    expected_count: Count | None = Field(
+        None, description="With `filter`: how many events you expect it to match; another number refuses"
     )
     note: str = Field("", max_length=2000)
     reason: str = Field("", max_length=100)
