@@ -1,4 +1,4 @@
-"""Load test: the dashboard under gunicorn, logged-in clients on the batch page and the CSV export.
+"""Load test: the dashboard under gunicorn, logged-in clients on the batch page, the CSV export and the API.
 
     make load                                   # 20 clients, 30 seconds
     .venv/bin/python bench/load.py --seconds 10 --clients 5 --workers 3
@@ -12,7 +12,8 @@
    ALLOWED_HOSTS=127.0.0.1, cookies over plain HTTP.
 3. One login through /accounts/login/ (its CSRF token and all), then --clients threads,
    each with its own requests.Session carrying that session, cycle through the batch
-   page under several filters and the CSV export, for --seconds seconds.
+   page under several filters, the CSV export and the API's event list (with a token),
+   for --seconds seconds.
 4. Requests per second, p50/p95/p99 latency and errors per endpoint, printed and written
    to bench/load-results.json.
 5. The write phase (bench/load_writes.py; --no-writes skips it): a ~200 MB import of
@@ -54,16 +55,18 @@ SEVERITIES = ("low", "medium", "medium", "high", "high", "critical")
 APPROVALS = ("pending", "pending", "pending", "pending", "pending", "approved", "approved", "rejected", "invalid")
 STREETS = ("Market St", "Mission St", "Van Ness Ave", "Geary Blvd", "3rd St", "Embarcadero")
 
-# (name, path under the synthetic batch): every client cycles through these, each from
+# (name, path; {pk} is the synthetic batch): every client cycles through these, each from
 # its own starting point, so all run at once. Filter values exist in the batch (an
-# unknown one is a 400, counted as an error).
+# unknown one is a 400, counted as an error). The /api/ ones send an API token.
 ENDPOINTS = (
-    ("batch page", ""),
-    ("batch ?approval=pending&sort=confidence", "?approval=pending&sort=confidence"),
-    ("batch ?severity=high&category=near_miss", "?severity=high&category=near_miss"),
-    ("batch ?q=Market", "?q=Market"),
-    ("batch ?page=40&sort=severity", "?page=40&sort=severity"),
-    ("export.csv", "export.csv"),
+    ("batch page", "/batches/{pk}/"),
+    ("batch ?approval=pending&sort=confidence", "/batches/{pk}/?approval=pending&sort=confidence"),
+    ("batch ?severity=high&category=near_miss", "/batches/{pk}/?severity=high&category=near_miss"),
+    ("batch ?q=Market", "/batches/{pk}/?q=Market"),
+    ("batch ?page=40&sort=severity", "/batches/{pk}/?page=40&sort=severity"),
+    ("export.csv", "/batches/{pk}/export.csv"),
+    ("api events ?approval=pending", "/api/batches/{pk}/events?approval=pending&limit=100"),
+    ("api events ?severity=high&sort=time", "/api/batches/{pk}/events?severity=high&sort=time&limit=100"),
 )
 
 
@@ -94,14 +97,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="reviewer-load-") as tmp:
         env = environment(Path(tmp))
         started = time.monotonic()
-        batch_pk, setup = prepare(Path(tmp), env, args)
+        batch_pk, setup, token = prepare(Path(tmp), env, args)
         print(f"Set up in {time.monotonic() - started:.1f} s: {setup['events']:,} events in the load batch.")
         server = Gunicorn(Path(tmp), env, args.workers)
         try:
             server.start()
             cookies = log_in(server.url)
             print(f"Serving on {server.url} ({args.workers} workers); {args.clients} clients for {args.seconds:g} s...")
-            stats, elapsed = run_clients(server.url, batch_pk, cookies, args)
+            stats, elapsed = run_clients(server.url, batch_pk, cookies, token, args)
             writes = None
             if not args.no_writes:
                 from bench import load_writes  # importable once prepare() put the repository on sys.path
@@ -146,8 +149,8 @@ def environment(tmp: Path) -> dict[str, str]:
     return env
 
 
-def prepare(tmp: Path, env: dict[str, str], args: argparse.Namespace) -> tuple[int, dict]:
-    """Migrate, collect static files, load the demo and the synthetic batch, create the user (in this process)."""
+def prepare(tmp: Path, env: dict[str, str], args: argparse.Namespace) -> tuple[int, dict, str]:
+    """Migrate, collect static files, load the demo and the synthetic batch, create the user and an API token of theirs."""
     os.environ.clear()
     os.environ.update(env)
     sys.path[:0] = [str(tmp), str(ROOT)]
@@ -159,6 +162,7 @@ def prepare(tmp: Path, env: dict[str, str], args: argparse.Namespace) -> tuple[i
     from django.db import connections
 
     from reviewer import demo
+    from reviewer.models import ApiToken
 
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
@@ -166,13 +170,18 @@ def prepare(tmp: Path, env: dict[str, str], args: argparse.Namespace) -> tuple[i
     batch = synthetic_batch(args.events, args.per_item)
     user = User.objects.create_user(USERNAME, password=PASSWORD)
     user.groups.add(Group.objects.get(name="reviewer"))  # the write phase decides
+    token = ApiToken.issue(user, "load test")[1]
     connections.close_all()
-    return batch.pk, {
-        "events": batch.event_total,
-        "items": batch.item_total,
-        "approval_counts": batch.approval_counts,
-        "database_bytes": (tmp / "load.sqlite3").stat().st_size,
-    }
+    return (
+        batch.pk,
+        {
+            "events": batch.event_total,
+            "items": batch.item_total,
+            "approval_counts": batch.approval_counts,
+            "database_bytes": (tmp / "load.sqlite3").stat().st_size,
+        },
+        token,
+    )
 
 
 def synthetic_batch(total: int, per_item: int):
@@ -320,7 +329,9 @@ class Stats:
     bytes: int = 0
 
 
-def run_clients(url: str, batch_pk: int, cookies, args: argparse.Namespace) -> tuple[dict[str, Stats], float]:
+def run_clients(
+    url: str, batch_pk: int, cookies, token: str, args: argparse.Namespace
+) -> tuple[dict[str, Stats], float]:
     stats = {name: Stats() for name, _ in ENDPOINTS}
     lock = threading.Lock()
     start = time.monotonic()
@@ -331,13 +342,14 @@ def run_clients(url: str, batch_pk: int, cookies, args: argparse.Namespace) -> t
         session.cookies.update(cookies)
         turn = index
         while time.monotonic() < deadline:
-            name, suffix = ENDPOINTS[turn % len(ENDPOINTS)]
+            name, template = ENDPOINTS[turn % len(ENDPOINTS)]
             turn += 1
-            path = f"/batches/{batch_pk}/{suffix}"
+            path = template.format(pk=batch_pk)
+            headers = {"Authorization": f"Bearer {token}"} if path.startswith("/api/") else {}
             began = time.monotonic()
             error, size = None, 0
             try:
-                response = session.get(url + path, timeout=args.timeout, allow_redirects=False)
+                response = session.get(url + path, headers=headers, timeout=args.timeout, allow_redirects=False)
                 size = len(response.content)  # the whole body: an export is timed until its last row
                 error = check(response, name)
             except requests.RequestException as exc:
@@ -366,7 +378,13 @@ def check(response: requests.Response, name: str) -> str | None:
     if response.status_code != 200:
         where = f" to {response.headers.get('Location')}" if response.is_redirect else ""
         return f"HTTP {response.status_code}{where}"
-    if name.startswith("export"):
+    if name.startswith("api"):
+        if (
+            not response.headers.get("Content-Type", "").startswith("application/json")
+            or not response.json()["results"]
+        ):
+            return f"not a page of events ({response.headers.get('Content-Type')}, {len(response.content)} bytes)"
+    elif name.startswith("export"):
         if not response.headers.get("Content-Type", "").startswith("text/csv") or response.content.count(b"\n") < 2:
             return f"not a CSV export ({response.headers.get('Content-Type')}, {len(response.content)} bytes)"
     elif b"</html>" not in response.content:

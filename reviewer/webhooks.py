@@ -157,8 +157,9 @@ def _send(delivery: WebhookDelivery) -> _Result:
         "X-Reviewer-Signature": signature(secret, body),
     }  # fmt: skip
     try:
+        # The answer's body is never read (stream=True): a receiver trickling one out cannot hold the worker.
         response = requests.post(delivery.webhook.url, data=body, headers=headers, timeout=TIMEOUT,
-                                 allow_redirects=False)  # fmt: skip
+                                 allow_redirects=False, stream=True)  # fmt: skip
         response.close()
     except requests.Timeout:
         return _Result(delivery, None, "The receiver did not answer in time.")
