@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Max, Min, QuerySet
+from django.utils import timezone
 
 from reviewer.models import Approval, Batch, Decision
 
@@ -97,17 +98,25 @@ class Pace:
     events: int
     active: timedelta
     median_gap: timedelta | None  # between two actions in a row, breaks left out
+    days: int = 1  # days with at least one action
+
+    @property
+    def events_per_day(self) -> float:
+        return round(self.events / self.days, 1)
 
     @property
     def events_per_hour(self) -> float | None:
-        hours = self.active.total_seconds() / 3600
-        return round(self.events / hours, 1) if hours else None
+        """None under a minute of active time: a rate over a few seconds says nothing."""
+        if self.active < timedelta(minutes=1):
+            return None
+        return round(self.events / (self.active.total_seconds() / 3600), 1)
 
 
-def pace(batch: Batch) -> list[Pace]:
-    """Each reviewer's pace on the batch (undos not counted), most events first."""
+def pace(batch: Batch | None) -> list[Pace]:
+    """Each reviewer's pace on the batch (None: on every batch; undos not counted), most events first."""
+    decisions = Decision.objects.filter(batch=batch) if batch is not None else Decision.objects.all()
     groups = (
-        Decision.objects.filter(batch=batch, undoes__isnull=True, user__isnull=False)
+        decisions.filter(undoes__isnull=True, user__isnull=False)
         .values("user__username", "group")
         .annotate(events=Count("id"), at=Max("created_at"))
         .order_by("user__username", "at")
@@ -126,6 +135,7 @@ def pace(batch: Batch) -> list[Pace]:
                 events=sum(events for _, events in rows),
                 active=sum(working, timedelta()),
                 median_gap=median(working) if working else None,
+                days=len({timezone.localdate(at) for at, _ in rows}),
             )
         )
     return sorted(result, key=lambda entry: (-entry.events, entry.reviewer))

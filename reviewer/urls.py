@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from reviewer import integration_views, views
+from reviewer import insight_views, integration_views, views
 from reviewer.api import api
 
 
@@ -35,6 +35,10 @@ urlpatterns = [
     path("import/", views.import_results, name="import_results"),
     path("imports/<int:pk>/", views.import_status, name="import_status"),
     re_path(r"^batches/(?P<pk>[0-9]+)/handoff\.json$", integration_views.batch_handoff, name="batch_handoff"),
+    path("batches/<int:pk>/insights", insight_views.batch_insights, name="batch_insights"),
+    path("batches/<int:pk>/insights.csv", insight_views.insights_csv, name="batch_insights_csv"),
+    path("insights/", insight_views.all_insights, name="all_insights"),
+    path("insights.csv", insight_views.insights_csv, name="all_insights_csv"),
     path("account/tokens/", integration_views.api_tokens, name="api_tokens"),
     path("account/tokens/<int:pk>/revoke", integration_views.revoke_token, name="revoke_token"),
     path("webhooks/", integration_views.webhook_list, name="webhook_list"),

@@ -113,6 +113,8 @@ def operations(batch: Batch, event: Event, synced: int = 0) -> list[tuple[str, s
         ("post", f"/api/batches/{b}/decisions", {"decision": "rejected", "event_ids": [e]}, True, False),
         ("post", f"/api/batches/{b}/undo", {}, True, False),
         ("get", "/api/webhooks", None, False, True),
+        ("get", f"/api/batches/{b}/quality", None, False, False),
+        ("get", "/api/quality", None, False, False),
     ]
 
 

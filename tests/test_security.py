@@ -53,6 +53,10 @@ URLS = {
     "batch_undo": ("POST", ACTION),
     "event_decision": ("POST", ACTION),
     "batch_handoff": ("GET", READ),
+    "batch_insights": ("GET", READ),
+    "batch_insights_csv": ("GET", READ),
+    "all_insights": ("GET", READ),
+    "all_insights_csv": ("GET", READ),
     "api_tokens": ("GET", READ),
     "revoke_token": ("POST", OWNER),
     "webhook_list": ("GET", STAFF),
@@ -65,7 +69,7 @@ PUBLIC = {"healthz", "login", "logout"}
 TOKEN_AUTH = {
     "api-root", "openapi-json", "openapi-view", "list_sources", "list_batches", "add_batch", "get_batch",
     "start_sync", "sync_state", "list_events", "list_items", "get_handoff", "get_event", "event_history", "decide",
-    "decide_many", "undo", "list_webhooks",
+    "decide_many", "undo", "list_webhooks", "batch_quality", "all_quality",
 }  # fmt: skip
 
 
@@ -112,7 +116,16 @@ def url_of(name: str, batch: Batch) -> str:
         return reverse(name, args=[batch.events.first().pk])
     if name == "batch_export":
         return reverse(name, args=[batch.pk, "csv"])
-    if name in ("batch_list", "batch_add", "batch_recent", "import_results", "api_tokens", "webhook_list"):
+    if name in (
+        "batch_list",
+        "batch_add",
+        "batch_recent",
+        "import_results",
+        "api_tokens",
+        "webhook_list",
+        "all_insights",
+        "all_insights_csv",
+    ):
         return reverse(name)
     if name == "revoke_token":  # staff's: the viewer's test asks for someone else's
         return reverse(name, args=[ApiToken.issue(User.objects.get(username="alice"), "t")[0].pk])

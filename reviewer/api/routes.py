@@ -7,13 +7,14 @@ decisions go through reviewer/review.py (same roles, stale check, audit rows, un
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from django.db.models import Count, Q
 from django.http import HttpRequest, QueryDict, StreamingHttpResponse
 from ninja import Query, Status
 from ninja.errors import HttpError
 
-from reviewer import filters, handoff, review
+from reviewer import filters, handoff, quality, review
 from reviewer.api import api, takes
 from reviewer.api.pages import BadCursor, event_order, item_order, paginate
 from reviewer.api.schemas import (
@@ -31,6 +32,7 @@ from reviewer.api.schemas import (
     ItemOut,
     ItemPage,
     ListQuery,
+    QualityOut,
     SourceOut,
     SyncStateOut,
     UndoIn,
@@ -275,6 +277,31 @@ def event_history(request, event_id: int):
         }
         for decision in decisions
     ]  # fmt: skip
+
+
+# --- Quality (the insights page's numbers) ---------------------------------------------------------
+
+
+@api.get("/batches/{batch_id}/quality", response={200: QualityOut, **READ_ERRORS}, tags=["quality"])
+@takes("by")
+def batch_quality(request, batch_id: int, by: Literal["category", "severity", "confidence", "video"] = "category"):
+    """Precision with its 95 % interval and the invalid rate per group: only a person's decisions count as reviewed."""
+    batch = _batch(batch_id)
+    return _quality(Event.objects.filter(batch=batch, batch__loading=Loading.NONE), by)
+
+
+@api.get("/quality", response={200: QualityOut, **READ_ERRORS}, tags=["quality"])
+@takes("by")
+def all_quality(
+    request, by: Literal["category", "severity", "confidence", "video", "prompt", "provider", "model"] = "provider"
+):
+    """The same across every batch, e.g. by prompt or model."""
+    return _quality(Event.objects.filter(batch__loading=Loading.NONE), by)
+
+
+def _quality(events, by: str) -> dict:
+    return {"by": by, "overall": quality.overall(events).as_dict(),
+            "groups": [row.as_dict() for row in quality.table(events, by)]}  # fmt: skip
 
 
 # --- Decisions --------------------------------------------------------------------------------------

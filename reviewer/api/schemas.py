@@ -256,3 +256,21 @@ class WebhookOut(Schema):
     active: bool
     pending: int
     failed: int
+
+
+class QualityRow(Schema):
+    group: str
+    approved: int
+    rejected: int
+    invalid: int
+    pending: int = Field(description="Not decided by a person (the provider's own decisions included)")
+    precision: float | None = Field(description="approved / (approved + rejected); null with none of either")
+    precision_low: float | None = Field(description="The 95 % Wilson score interval's lower bound")
+    precision_high: float | None
+    invalid_rate: float | None = Field(description="invalid / (approved + rejected + invalid)")
+
+
+class QualityOut(Schema):
+    by: str
+    overall: QualityRow
+    groups: list[QualityRow]

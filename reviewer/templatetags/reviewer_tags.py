@@ -189,3 +189,23 @@ def duration_text(value) -> str:
     if minutes:
         return f"{minutes} min {seconds:02d} s"
     return f"{seconds} s"
+
+
+@register.filter
+def share(value) -> str:
+    """0.8234 -> '82 %' (one decimal under 10 % and over 99 %, where whole points hide the difference)."""
+    if value is None or value == "":
+        return "—"
+    points = float(value) * 100
+    if 0 < points < 10 or 99 < points < 100:
+        return f"{points:.1f} %"
+    return f"{points:.0f} %"
+
+
+@register.filter
+def share_range(interval) -> str:
+    """(0.64, 0.93) -> '64–93 %': an interval of shares, one unit."""
+    if not interval:
+        return "—"
+    low, high = (share(value).removesuffix(" %") for value in interval)
+    return f"{low}–{high} %"
