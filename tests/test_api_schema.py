@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import schemathesis
@@ -18,7 +19,9 @@ from reviewer import review
 from reviewer.api import api
 from tests.factories import import_bytes, nomadic_analysis, nomadic_event, nomadic_result
 
-EXAMPLES = 25  # per operation: bounds the suite's time
+EXAMPLES = int(
+    os.environ.get("SCHEMA_EXAMPLES", "25")
+)  # per operation: bounds the suite's time (more: SCHEMA_EXAMPLES=500)
 
 # The schema the server serves at /api/openapi.json (tests/test_api.py checks it is served).
 schema = schemathesis.openapi.from_dict(json.loads(json.dumps(api.get_openapi_schema(), default=str)))

@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 
 from reviewer.filters import BatchFilter, severity_rank
 
+MAX_OFFSET = 1_000_000_000  # an offset cursor past this is not one this API made
 LAST = Value(1e300, output_field=FloatField())  # NULLs sort last: the page's nulls_last orders
 
 
@@ -74,7 +75,7 @@ def paginate(queryset: QuerySet, order: list, keyset: bool, cursor: str, limit: 
     """
     if not keyset:
         offset = _decode(cursor, "o") if cursor else 0
-        if not isinstance(offset, int) or offset < 0:
+        if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
             raise BadCursor
         ordered = queryset.order_by(*order) if order else queryset
         rows = list(ordered[offset : offset + limit + 1])

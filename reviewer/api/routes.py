@@ -41,6 +41,8 @@ from reviewer.api.schemas import (
 from reviewer.models import Batch, DeliveryState, Event, Loading, Source, Webhook
 from reviewer.views import can_review
 
+MAX_OFFSET = 1_000_000_000  # past any real list; a larger number is a 400, not a database error
+
 # The errors every operation may answer, documented so clients (and the schema checks) know them.
 READ_ERRORS = {400: Error, 401: Error, 404: Error, 429: Error}
 WRITE_ERRORS = {**READ_ERRORS, 403: Error}
@@ -133,7 +135,7 @@ def list_sources(request):
 
 @api.get("/batches", response={200: list[BatchOut], **READ_ERRORS}, tags=["batches"])
 @takes("limit", "offset")
-def list_batches(request, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
+def list_batches(request, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_OFFSET)):
     """Batches, newest first, with their counts and review progress."""
     batches = Batch.objects.select_related("source").order_by("-created_at", "-id")[offset : offset + limit]
     return [batch_out(batch) for batch in batches]
