@@ -15,7 +15,7 @@ from django import forms
 from django.db.models import Case, Exists, F, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.http import QueryDict
 
-from reviewer.models import Approval, Batch, Event, Item, ReasonCode
+from reviewer.models import Approval, Batch, Event, Item, ReasonCode, Sample
 
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
 SORTS = {
@@ -51,6 +51,7 @@ class BatchFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, strip=True)
     sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
     page = forms.IntegerField(required=False, min_value=1)
+    sample = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)  # reviewer/sampling.py
 
     def __init__(self, data: QueryDict, *, batch: Batch, facets: dict[str, list[str]]) -> None:
         super().__init__(data)
@@ -61,6 +62,12 @@ class BatchFilterForm(forms.Form):
         self.fields["severity"].choices = [(value, value) for value in facets["severity"]]
         self.fields["category"].choices = [(value, value) for value in facets["category"]]
         self.fields["reason"].choices = [(value, value) for value in facets["reason"]]
+
+    def clean_sample(self) -> int | None:
+        sample = self.cleaned_data.get("sample")
+        if sample is not None and not Sample.objects.filter(pk=sample, batch=self.batch).exists():
+            raise forms.ValidationError(f"there is no sample {sample} of this batch.")
+        return sample
 
     def error_message(self) -> str:
         """One readable line per invalid parameter, naming the parameter and the valid values."""
@@ -88,10 +95,11 @@ class BatchFilter:
     page: int
     decided: list[str] = field(default_factory=list)
     reason: list[str] = field(default_factory=list)
+    sample: int | None = None  # only the events of this sample (reviewer/sampling.py)
 
     @property
     def filters_events(self) -> bool:
-        return bool(self.approval or self.severity or self.category or self.decided or self.reason)
+        return bool(self.approval or self.severity or self.category or self.decided or self.reason or self.sample)
 
     @property
     def is_active(self) -> bool:
@@ -110,6 +118,8 @@ class BatchFilter:
             condition &= reduce(operator.or_, (_DECIDED_Q[value] for value in self.decided))
         if self.reason:
             condition &= Q(reason__in=self.reason)
+        if self.sample:
+            condition &= Q(sample_memberships__sample_id=self.sample)
         if self.q:
             condition &= (
                 Q(label__icontains=self.q)
@@ -180,6 +190,7 @@ class BatchFilter:
         values = {
             "approval": self.approval, "decided": self.decided, "reason": self.reason, "status": self.status,
             "severity": self.severity, "category": self.category, "q": self.q, "sort": self.sort,
+            "sample": self.sample,
         }  # fmt: skip
         values.update(overrides)
         for name, value in values.items():
@@ -198,6 +209,8 @@ class BatchFilter:
         parts = [*self.approval, *self.decided, *self.reason, *self.status, *self.severity, *self.category]
         if self.q:
             parts.append("search")
+        if self.sample:
+            parts.append(f"sample{self.sample}")
         return "-".join(parts) or "all"
 
 
@@ -235,6 +248,7 @@ def parse(data: QueryDict, batch: Batch) -> tuple[BatchFilter | None, BatchFilte
         q=cleaned["q"],
         sort=cleaned["sort"] or "",
         page=cleaned["page"] or 1,
+        sample=cleaned["sample"],
     ), form
 
 

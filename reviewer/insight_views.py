@@ -6,14 +6,20 @@ import csv
 import io
 
 from django import forms
-from django.db.models import Count
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
-from reviewer import activity, charts, quality
-from reviewer.models import Approval, Batch, Event, Loading
+from reviewer import activity, charts, quality, sampling
+from reviewer.models import Approval, Batch, Event, Loading, Sample, SecondReview, SecondReviewItem
+from reviewer.views import REVIEWER_GROUP, reviewer_required
 
 GROUP_LABELS = {
     "category": "Category", "severity": "Severity", "confidence": "Confidence", "video": "Video",
@@ -96,6 +102,15 @@ def _insights(request: HttpRequest, batch: Batch | None) -> HttpResponse:
         progress=_progress(events),
         groups=quality.BATCH_GROUPS if batch is not None else quality.ALL_GROUPS,
     )
+    second_reviews = SecondReview.objects.filter(batch=batch) if batch else SecondReview.objects.all()
+    items = list(sampling.decided_items(second_reviews))
+    context["by_pair"], context["by_category"] = sampling.agreements(items)
+    context["disagreement_count"] = len(sampling.disagreements(items))
+    if batch is not None:
+        context.update(
+            samples=batch.samples.select_related("created_by")[:20], sample_form=SampleForm(),
+            second_reviews=second_reviews.select_related("reviewer")[:20], second_form=SecondReviewForm(),
+        )  # fmt: skip
     if batch is None:
         context["trend"] = quality.table(events, "week")
         context["trend_chart"] = charts.interval_chart(context["trend"], max_rows=52)
@@ -150,3 +165,129 @@ def insights_csv(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 
 def _cell(value) -> str:
     return "" if value is None else str(round(value, 4) if isinstance(value, float) else value)
+
+
+# --- Estimates from a sample ----------------------------------------------------------------------
+
+
+class SampleForm(forms.Form):
+    by = forms.ChoiceField(choices=Sample.BY_CHOICES, label="One stratum per")
+    per_stratum = forms.IntegerField(min_value=1, max_value=1000, initial=20, label="Events per stratum")
+
+
+@require_POST
+@reviewer_required
+def sample_create(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(Batch, pk=pk, loading=Loading.NONE)
+    form = SampleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The sample was not drawn: " + "; ".join(
+            f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()))  # fmt: skip
+        return redirect(reverse("batch_insights", args=[batch.pk]) + "#sample")
+    sample = sampling.create_sample(batch, form.cleaned_data["by"], form.cleaned_data["per_stratum"], request.user)
+    if not sample.members.exists():
+        messages.warning(request, "Nothing is pending in this batch: there is nothing to sample.")
+    return redirect(sample)
+
+
+@require_GET
+def sample_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    sample = get_object_or_404(Sample.objects.select_related("batch", "created_by"), pk=pk)
+    strata = sampling.estimate(sample)
+    context = {
+        "sample": sample, "batch": sample.batch, "strata": strata, "combined": sampling.combined(strata),
+        "chart": charts.interval_chart([_as_row(stratum) for stratum in strata]),
+        "sampled": sum(s.sampled for s in strata), "reviewed": sum(s.reviewed for s in strata),
+        "margin_points": round(sampling.MARGIN * 100),
+    }  # fmt: skip
+    return render(request, "reviewer/sample.html", context)
+
+
+def _as_row(stratum: sampling.Stratum) -> quality.Row:
+    return quality.Row(stratum.name, stratum.approved, stratum.rejected, stratum.invalid,
+                       stratum.sampled - stratum.reviewed)  # fmt: skip
+
+
+# --- Second reviews (blind) ---------------------------------------------------------------------------
+
+
+class SecondReviewForm(forms.Form):
+    reviewer = forms.ModelChoiceField(queryset=None, label="Second reviewer", empty_label=None)
+    share = forms.IntegerField(min_value=1, max_value=100, initial=10, label="Share of the decided events (%)")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        users = get_user_model().objects.filter(is_active=True)
+        self.fields["reviewer"].queryset = (
+            users.filter(Q(is_staff=True) | Q(groups__name=REVIEWER_GROUP)).distinct().order_by("username")
+        )
+
+
+@require_POST
+@reviewer_required
+def second_review_create(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(Batch, pk=pk, loading=Loading.NONE)
+    form = SecondReviewForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "No second review was assigned: " + "; ".join(
+            f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()))  # fmt: skip
+        return redirect(reverse("batch_insights", args=[batch.pk]) + "#second-review")
+    reviewer = form.cleaned_data["reviewer"]
+    second = sampling.create_second_review(batch, reviewer, form.cleaned_data["share"] / 100, request.user)
+    count = second.items.count()
+    if count:
+        messages.success(request, f"{count:,} event{pluralize(count)} assigned to {reviewer.get_username()}, "
+                                  "who will not see the first decisions.")  # fmt: skip
+    else:
+        messages.warning(request, f"No event was assigned: nobody but {reviewer.get_username()} has decided an "
+                                  "event of this batch yet.")  # fmt: skip
+    return redirect(second)
+
+
+@require_GET
+def second_review_results(request: HttpRequest, pk: int) -> HttpResponse:
+    second = get_object_or_404(SecondReview.objects.select_related("batch", "reviewer"), pk=pk)
+    items = list(sampling.decided_items([second]))
+    by_pair, by_category = sampling.agreements(items)
+    context = {
+        "second": second, "batch": second.batch, "by_pair": by_pair, "by_category": by_category,
+        "overall": sampling.Agreement("all", [(i.first_approval, i.second_approval) for i in items]),
+        "disagreements": sampling.disagreements(items), "total": second.items.count(), "done": len(items),
+        "is_assignee": request.user == second.reviewer,
+    }  # fmt: skip
+    return render(request, "reviewer/second_review.html", context)
+
+
+def _assignee_only(request: HttpRequest, second: SecondReview) -> None:
+    if request.user != second.reviewer:
+        raise PermissionDenied("This second review is assigned to someone else.")
+
+
+@require_GET
+def second_review_next(request: HttpRequest, pk: int) -> HttpResponse:
+    """The blind screen: the next event to judge, without its first decision, its history or its note."""
+    second = get_object_or_404(SecondReview.objects.select_related("batch", "reviewer"), pk=pk)
+    _assignee_only(request, second)
+    item = sampling.next_item(second)
+    if item is None:
+        messages.success(request, "You have judged every event of this second review: here is how you agreed.")
+        return redirect(second)
+    event = item.event
+    context = {
+        "second": second, "assignment": item, "event": event, "item": event.item, "batch": second.batch, "blind": True,
+        "video_events": [], "item_viewer_url": "",  # nothing that shows a decision: not even the timeline's colours
+        "left": second.items.filter(second_approval="").count(), "total": second.items.count(),
+    }  # fmt: skip
+    return render(request, "reviewer/second_review_blind.html", context)
+
+
+@require_POST
+def second_review_decide(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
+    second = get_object_or_404(SecondReview, pk=pk)
+    _assignee_only(request, second)
+    item = get_object_or_404(SecondReviewItem, pk=item_pk, second_review=second)
+    try:
+        sampling.record(item, request.POST.get("decision", ""))
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    return redirect("second_review_next", second.pk)

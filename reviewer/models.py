@@ -750,3 +750,80 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.webhook_id} ({self.state})"
+
+
+# --- Estimates from a sample, and second reviews (reviewer/sampling.py) ----------------------------
+
+
+class Sample(models.Model):
+    """A stratified random sample of a batch's pending events, to estimate precision before reviewing everything."""
+
+    BY_CHOICES = [("category", "Category"), ("confidence", "Confidence bucket")]
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="samples")
+    by = models.CharField(max_length=16, choices=BY_CHOICES)
+    per_stratum = models.PositiveIntegerField()
+    seed = models.BigIntegerField()  # the draw again from the same events gives the same sample
+    populations = models.JSONField(default=dict)  # stratum -> pending events it was drawn from
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Sample {self.pk} of {self.batch}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("sample_detail", args=[self.pk])
+
+
+class SampleEvent(models.Model):
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="members")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="sample_memberships")
+    stratum = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sample", "event"], name="sample_event_once")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} in sample {self.sample_id} ({self.stratum})"
+
+
+class SecondReview(models.Model):
+    """A random share of a batch's decided events, judged again by another reviewer who does not see the first decision."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="second_reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="second_reviews")
+    share = models.FloatField()
+    seed = models.BigIntegerField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Second review {self.pk} of {self.batch} by {self.reviewer}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("second_review_results", args=[self.pk])
+
+
+class SecondReviewItem(models.Model):
+    """One event of a second review: the first decision as it was when assigned, and the blind second one."""
+
+    second_review = models.ForeignKey(SecondReview, on_delete=models.CASCADE, related_name="items")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
+    first_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    first_approval = models.CharField(max_length=16, choices=Approval.choices)
+    second_approval = models.CharField(max_length=16, choices=Approval.choices, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["second_review", "event"], name="second_review_event_once")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id}: {self.first_approval} then {self.second_approval or '(not yet)'}"

@@ -103,7 +103,8 @@ def _counts() -> dict:
     }
 
 
-def _bucket() -> Case:
+def confidence_bucket() -> Case:
+    """An event's confidence bucket's label, in SQL (\"unknown\" without a confidence)."""
     whens = [
         When(confidence__gte=low, **({"confidence__lte": high} if high == 1.0 else {"confidence__lt": high}),
              then=Value(bucket_label(low, high)))
@@ -116,7 +117,7 @@ def _bucket() -> Case:
 _GROUP_BY = {
     "category": F("category"),
     "severity": F("severity"),
-    "confidence": _bucket(),
+    "confidence": confidence_bucket(),
     "video": F("item_id"),
     "prompt": F("batch__prompt"),
     "provider": F("batch__provider"),

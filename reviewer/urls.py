@@ -38,6 +38,14 @@ urlpatterns = [
     path("batches/<int:pk>/insights", insight_views.batch_insights, name="batch_insights"),
     path("batches/<int:pk>/insights.csv", insight_views.insights_csv, name="batch_insights_csv"),
     path("insights/", insight_views.all_insights, name="all_insights"),
+    path("batches/<int:pk>/samples", insight_views.sample_create, name="sample_create"),
+    path("samples/<int:pk>/", insight_views.sample_detail, name="sample_detail"),
+    path("batches/<int:pk>/second-reviews", insight_views.second_review_create, name="second_review_create"),
+    path("second-reviews/<int:pk>/", insight_views.second_review_results, name="second_review_results"),
+    path("second-reviews/<int:pk>/review", insight_views.second_review_next, name="second_review_next"),
+    path(
+        "second-reviews/<int:pk>/items/<int:item_pk>", insight_views.second_review_decide, name="second_review_decide"
+    ),
     path("insights.csv", insight_views.insights_csv, name="all_insights_csv"),
     path("account/tokens/", integration_views.api_tokens, name="api_tokens"),
     path("account/tokens/<int:pk>/revoke", integration_views.revoke_token, name="revoke_token"),

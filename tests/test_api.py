@@ -537,3 +537,23 @@ def test_numbers_the_database_cannot_hold_are_a_400(client, batch, api_tokens, b
                           {"decision": "approved", "revision": 10**30}, api_tokens["reviewer"])  # fmt: skip
     assert (status, answer["detail"].split(":")[0]) == (400, "revision")
     assert get_json(client, f"/api/batches/{10**30}", api_tokens["viewer"])[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "where"),
+    [
+        ("/api/batches", {"source": "nm\x00", "batch_id": "x"}, "source: contains a character that cannot be stored"),
+        ("/api/events/{event}/decision", {"decision": "rejected", "reason": "False\x00positive"}, "reason: contains"),
+        ("/api/events/{event}/decision", {"decision": "rejected", "note": "\ud800 lone"}, "note: Input should be a"),
+        ("/api/batches/{batch}/decisions", {"decision": "approved", "filter": {"category": ["a\x00"]},
+                                             "expected_count": 1}, "filter.category.0: contains"),
+    ],
+)  # fmt: skip
+def test_text_the_database_cannot_store_is_a_400(client, batch, api_tokens, url, body, where):
+    """PostgreSQL refuses NUL characters, and a lone surrogate has no UTF-8 form: either is a 400, nothing changes."""
+    url = url.format(event=batch.events.first().pk, batch=batch.pk)
+    before = Decision.objects.count()
+    response = client.post(url, json.dumps(body), content_type="application/json", **bearer(api_tokens["reviewer"]))
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"].startswith(where)
+    assert Decision.objects.count() == before

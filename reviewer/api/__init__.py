@@ -116,8 +116,13 @@ def takes(*names: str):
     return mark
 
 
-def known_query_only(func):
-    """Refuse a query parameter the operation does not take: a typo (``aproval=``) must not silently mean "all"."""
+def checked_input(func):
+    """Refuse what no operation can use, before it reaches the database.
+
+    A query parameter the operation does not take (a typo such as ``aproval=`` must not
+    silently mean "all"), and text that cannot be stored: a NUL character (PostgreSQL
+    refuses it) or a lone surrogate (not encodable as UTF-8).
+    """
     known = getattr(func, "query_names", frozenset())
 
     @wraps(func)
@@ -126,11 +131,32 @@ def known_query_only(func):
         if unknown:
             takes_text = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
             raise HttpError(400, f"Unknown query parameter {unknown[0]!r}: {takes_text}.")
+        for name, value in kwargs.items():
+            model = hasattr(value, "model_dump")  # a body's fields are named as in the body, not under "body."
+            if (where := _unstorable(value.model_dump() if model else value, "" if model else name)) is not None:
+                raise HttpError(400, f"{where}: contains a character that cannot be stored (NUL or a lone surrogate).")
         return func(request, *args, **kwargs)
 
     return wrapper
 
 
-api.add_decorator(known_query_only)
+def _unstorable(value, where: str) -> str | None:
+    """The path of the first string in ``value`` the database cannot store, or None."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return where
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, part in items:
+        if (found := _unstorable(part, f"{where}.{key}" if where else str(key))) is not None:
+            return found
+    return None
+
+
+api.add_decorator(checked_input)
 
 from reviewer.api import routes  # noqa: E402,F401  (registers the operations on ``api``)
