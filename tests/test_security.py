@@ -16,8 +16,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.html import escape
 
-from reviewer import crypto, fetch, review
-from reviewer.models import ApiToken, Batch, Event, Source, SyncRun, Webhook
+from reviewer import crypto, fetch, review, sampling
+from reviewer.models import ApiToken, Batch, Event, SecondReview, Source, SyncRun, Webhook
 from tests.factories import import_bytes, jsonl, nomadic_analysis, nomadic_event, nomadic_result, tl_id, tl_line
 from tests.fakes import twelvelabs as tl
 
@@ -31,6 +31,7 @@ READ = "read"  # any logged-in user
 ACTION = "action"  # reviewers and staff; a viewer gets 403
 STAFF = "staff"  # staff only; a viewer (and a reviewer) gets 403
 OWNER = "owner"  # any logged-in user, on their own objects only; someone else's is a 404
+ASSIGNEE = "assignee"  # only the user a second review is assigned to (here: staff); anyone else gets 403
 URLS = {
     "batch_list": ("GET", READ),
     "batch_detail": ("GET", READ),
@@ -57,6 +58,12 @@ URLS = {
     "batch_insights_csv": ("GET", READ),
     "all_insights": ("GET", READ),
     "all_insights_csv": ("GET", READ),
+    "sample_create": ("POST", ACTION),
+    "sample_detail": ("GET", READ),
+    "second_review_create": ("POST", ACTION),
+    "second_review_results": ("GET", READ),
+    "second_review_next": ("GET", ASSIGNEE),
+    "second_review_decide": ("POST", ASSIGNEE),
     "api_tokens": ("GET", READ),
     "revoke_token": ("POST", OWNER),
     "webhook_list": ("GET", STAFF),
@@ -129,6 +136,13 @@ def url_of(name: str, batch: Batch) -> str:
         return reverse(name)
     if name == "revoke_token":  # staff's: the viewer's test asks for someone else's
         return reverse(name, args=[ApiToken.issue(User.objects.get(username="alice"), "t")[0].pk])
+    if name == "sample_detail":
+        return reverse(name, args=[sampling.create_sample(batch, "category", 1, None).pk])
+    if name in ("second_review_results", "second_review_next", "second_review_decide"):
+        second = SecondReview.objects.first() or SecondReview.objects.create(
+            batch=batch, reviewer=User.objects.get(username="alice"), share=1.0, seed=1)  # fmt: skip
+        item = second.items.first() or second.items.create(event=batch.events.first(), first_approval="approved")
+        return reverse(name, args=[second.pk, item.pk] if name == "second_review_decide" else [second.pk])
     if name in ("webhook_detail", "webhook_action"):
         hook = Webhook.objects.first() or Webhook.objects.create(url="https://hooks.example.com/x", events=[],
                                                                  secret_encrypted=crypto.encrypt("s"))  # fmt: skip
@@ -155,7 +169,7 @@ def test_an_anonymous_visitor_is_sent_to_the_login_page(client, batch, name):
 @pytest.mark.parametrize("name", sorted(URLS))
 def test_a_viewer_reads_but_gets_403_on_every_action(viewer_client, batch, name):
     response = call(viewer_client, name, batch)
-    if URLS[name][1] in (ACTION, STAFF):
+    if URLS[name][1] in (ACTION, STAFF, ASSIGNEE):
         assert response.status_code == 403
     elif URLS[name][1] == OWNER:
         assert response.status_code == 404
