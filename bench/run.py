@@ -188,6 +188,15 @@ class Bench:
 
         return self.once(("page", key), compute)
 
+    def insights(self, key: str) -> dict:
+        def compute() -> dict:
+            pk = self.batch_pk(key)
+            progress(f"insights page: {key} (batch {pk}), beside its batch page")
+            return self.worker("insights_page", f"insights-{key}", batch_pk=pk, requests=self.sizes.page_requests,
+                               budget_seconds=self.sizes.page_budget_seconds * 2)  # fmt: skip
+
+        return self.once(("insights", key), compute)
+
     def export(self, key: str) -> dict:
         def compute() -> dict:
             pk = self.batch_pk(key)

@@ -203,6 +203,56 @@ def batch_page(batch_pk: int, combos: list[dict], requests: int, budget_seconds:
     return {"pages": results}
 
 
+@task
+def insights_page(batch_pk: int, requests: int, budget_seconds: float) -> dict:
+    """p50/p95 of ``GET /batches/<pk>/insights`` beside the batch page's first page, timed in turns.
+
+    A person's decisions first (a bulk approval, a bulk rejection and a few single ones, as
+    a review in progress has), so every table has reviewed events to count. Both pages are
+    requested in alternation, so a slow moment of the machine hits both alike.
+    """
+    _django()
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from reviewer import review
+    from reviewer.models import Batch
+
+    batch = Batch.objects.get(pk=batch_pk)
+    user = User.objects.get(username="bench")
+    events = batch.events.order_by("pk")
+    review.decide_many(batch, batch.events.filter(pk__in=events.values("pk")[:3000]), "approved", user)
+    review.decide_many(batch, batch.events.filter(pk__in=events.values("pk")[3000:4000]), "rejected", user)
+    for event in events[4000:4020]:
+        review.decide(event, "invalid", user)
+    client = _staff_client()
+    urls = {"insights": f"/batches/{batch_pk}/insights", "batch page": f"/batches/{batch_pk}/"}
+    queries = {}
+    for name, url in urls.items():
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(url)  # also the warm-up
+        if response.status_code != 200:
+            raise SystemExit(f"GET {url} answered {response.status_code}")
+        queries[name] = len(captured.captured_queries)
+    times: dict[str, list[float]] = {name: [] for name in urls}
+    deadline = time.perf_counter() + budget_seconds
+    while len(times["insights"]) < requests and (len(times["insights"]) < 5 or time.perf_counter() < deadline):
+        for name, url in urls.items():
+            started = time.perf_counter()
+            response = client.get(url)
+            times[name].append(time.perf_counter() - started)
+            assert response.status_code == 200
+    result = {
+        name: {"n": len(values), "p50_ms": percentile(values, 0.5) * 1000, "p95_ms": percentile(values, 0.95) * 1000,
+               "queries": queries[name]}
+        for name, values in times.items()
+    }  # fmt: skip
+    log(f"insights p95 {result['insights']['p95_ms']:.0f} ms ({result['insights']['queries']} queries), "
+        f"batch page p95 {result['batch page']['p95_ms']:.0f} ms")  # fmt: skip
+    return result
+
+
 # --- CSV export, and its floor (one raw query + csv.writer over the same rows) ----------
 
 

@@ -556,8 +556,19 @@ def _focus_context(request, batch_filter: filters.BatchFilter, event: Event | No
         **(_player_context(event) if event else {}),
         "batch": batch_filter.batch, "filter": batch_filter, "event": event,
         "preload": preload, "notice": notice, "can_review": can_review(request.user),
-        "pending_count": events.filter(approval=Approval.PENDING).count(), "total_count": events.count(),
+        "pending_count": _to_review(batch_filter, events).count(), "total_count": events.count(),
     }  # fmt: skip
+
+
+def _to_review(batch_filter: filters.BatchFilter, events):
+    """What review mode shows first and counts as pending: pending events.
+
+    In a sample, every event a person has not decided: an event only the provider approved
+    must be judged too, or the estimate would count the provider's decisions as a person's.
+    """
+    if batch_filter.sample:
+        return events.filter(decided_at__isnull=True)
+    return events.filter(approval=Approval.PENDING)
 
 
 # Review mode's order of events under a filter: the page's provider order.
@@ -570,7 +581,7 @@ def _next_event(
     """The event after (or before) ``after`` in _FOCUS_ORDER, wrapping around; None when none is left."""
     events = batch_filter.events()
     if pending_only:
-        events = events.filter(approval=Approval.PENDING)
+        events = _to_review(batch_filter, events)
     events = events.order_by(*(f"-{name}" if backwards else name for name in _FOCUS_ORDER))
     if after is None:
         return events.first()

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.contrib.auth.models import User
 
-from reviewer import demo, review
-from reviewer.models import Batch, SyncOutcome, SyncRun, SyncTrigger, Webhook, WebhookDelivery
+from reviewer import demo, review, sampling
+from reviewer.models import Batch, SecondReview, SyncOutcome, SyncRun, SyncTrigger, Webhook, WebhookDelivery
 from tests.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -198,6 +199,22 @@ def test_every_page_fits_the_window_and_passes_axe(browser, live_server, reviewe
     check(page, "a webhook and its deliveries", failures)
     page.goto(base + "/webhooks/")
     check(page, "webhooks", failures)
+
+    page.goto(base + f"/batches/{batch.pk}/insights")
+    check(page, "insights of a batch", failures)
+    page.goto(base + "/insights/?by=prompt")
+    check(page, "insights across batches", failures)
+    sample = sampling.create_sample(batch, "category", 3, None)
+    page.goto(base + sample.get_absolute_url())
+    check(page, "a sample's estimate", failures)
+    second = SecondReview.objects.create(batch=batch, reviewer=User.objects.get(username="alice"), share=0.5, seed=1)
+    for position, event in enumerate(batch.events.filter(decided_at__isnull=False)[:3]):
+        second.items.create(event=event, first_approval=event.approval, position=position,
+                            second_approval="approved" if position else "")  # fmt: skip
+    page.goto(base + f"/second-reviews/{second.pk}/review")
+    check(page, "a blind second review", failures)
+    page.goto(base + second.get_absolute_url())
+    check(page, "a second review's agreement", failures)
 
     page.goto(base + "/batches/add/")
     page.locator("#recent :is(table, p:not(:has(.spinner)))").first.wait_for()  # the recent batches have loaded
