@@ -1,4 +1,4 @@
-"""Screenshots of the batch page, review mode, activity, API tokens and a webhook, light and dark, desktop and phone.
+"""Screenshots of the batch page, review mode, activity, insights, API tokens and a webhook, light and dark, desktop and phone.
 
     .venv/bin/python docs/screenshots/take.py            # writes docs/screenshots/*.png
     .venv/bin/python docs/screenshots/take.py --out /tmp/shots --all
@@ -165,6 +165,10 @@ def shoot(base: str, out: Path, *, everything: bool) -> None:
             settle(page)
             page.screenshot(path=out / f"activity-{look}.png")
 
+            page.goto(base + f"/batches/{batch_pk}/insights")
+            settle(page)
+            page.screenshot(path=out / f"insights-{look}.png", full_page=True)
+
             page.goto(base + "/account/tokens/")
             page.fill("input[name=name]", f"training pipeline ({look})")
             page.click("text=Create token")
@@ -190,6 +194,20 @@ def shoot(base: str, out: Path, *, everything: bool) -> None:
                 page.locator("tr.event button.watch").nth(2).click()
                 wait_for_player(page)
                 page.screenshot(path=out / f"pane-{look}.png")
+            if look == "light":  # a sample's estimate, after three decisions in its review mode
+                page.goto(base + f"/batches/{batch_pk}/insights#sample")
+                page.fill("input[name=per_stratum]", "4")
+                page.click("text=Draw a sample")
+                page.wait_for_url("**/samples/*/")
+                sample_url = page.url
+                page.click("text=Review the sample")
+                page.wait_for_load_state("load")
+                for key in "aar":
+                    page.keyboard.press(key)
+                    page.wait_for_timeout(500)
+                page.goto(sample_url)
+                settle(page)
+                page.screenshot(path=out / "sample-light.png", full_page=True)
             if look == "light":  # the provider's extra fields of an event: overlay, custom metadata
                 page.goto(base + batch_path)
                 settle(page)
