@@ -21,7 +21,7 @@ def test_the_worker_restarts_after_database_errors_with_backoff(monkeypatch, cap
             raise OperationalError("database is locked")
 
     monkeypatch.setattr(db_worker.Command, "handle", flaky_worker)
-    monkeypatch.setattr(worker.time, "sleep", sleeps.append)
+    monkeypatch.setattr(worker, "pause", sleeps.append)
     call_command("worker", "--batch")
     assert len(runs) == 4 and sleeps == [1.0, 2.0, 4.0]
     assert caplog.text.count("database is locked") == 3
@@ -32,7 +32,7 @@ def test_the_worker_gives_up_after_the_allowed_restarts(monkeypatch):
         raise OperationalError("database is locked")
 
     monkeypatch.setattr(db_worker.Command, "handle", locked)
-    monkeypatch.setattr(worker.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(worker, "pause", lambda seconds: None)
     with pytest.raises(OperationalError):
         call_command("worker", "--max-restarts", "2")
 

@@ -44,6 +44,11 @@ def reclaim_loop(stop: threading.Event) -> None:
         connections.close_all()
 
 
+def pause(seconds: float) -> None:
+    """The wait before a restart (its own function: tests replace it, not every time.sleep of the process)."""
+    time.sleep(seconds)
+
+
 def deliver_loop(stop: threading.Event) -> None:
     """Send due webhook deliveries until ``stop`` is set (its own connection); a full round goes again at once.
 
@@ -102,5 +107,5 @@ class Command(BaseCommand):
                     delay = 1.0  # it had been running fine for a while: start over from a short wait
                 logger.warning("The worker stopped on a database error (%s); starting again in %.0f s.", exc, delay)
                 close_old_connections()
-                time.sleep(delay)
+                pause(delay)
                 delay = min(delay * 2, MAX_DELAY)
