@@ -167,6 +167,10 @@ def _cell(value) -> str:
     return "" if value is None else str(round(value, 4) if isinstance(value, float) else value)
 
 
+def _errors(form: forms.Form) -> str:
+    return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+
+
 # --- Estimates from a sample ----------------------------------------------------------------------
 
 
@@ -181,8 +185,7 @@ def sample_create(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(Batch, pk=pk, loading=Loading.NONE)
     form = SampleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "The sample was not drawn: " + "; ".join(
-            f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()))  # fmt: skip
+        messages.error(request, "The sample was not drawn: " + _errors(form))
         return redirect(reverse("batch_insights", args=[batch.pk]) + "#sample")
     sample = sampling.create_sample(batch, form.cleaned_data["by"], form.cleaned_data["per_stratum"], request.user)
     if not sample.members.exists():
@@ -229,8 +232,7 @@ def second_review_create(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(Batch, pk=pk, loading=Loading.NONE)
     form = SecondReviewForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "No second review was assigned: " + "; ".join(
-            f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()))  # fmt: skip
+        messages.error(request, "No second review was assigned: " + _errors(form))
         return redirect(reverse("batch_insights", args=[batch.pk]) + "#second-review")
     reviewer = form.cleaned_data["reviewer"]
     second = sampling.create_second_review(batch, reviewer, form.cleaned_data["share"] / 100, request.user)
