@@ -112,9 +112,14 @@ class Pace:
         return round(self.events / (self.active.total_seconds() / 3600), 1)
 
 
-def pace(batch: Batch | None) -> list[Pace]:
-    """Each reviewer's pace on the batch (None: on every batch; undos not counted), most events first."""
+def pace(batch: Batch | None, since: datetime | None = None) -> list[Pace]:
+    """Each reviewer's pace on the batch (None: on every batch; undos not counted), most events first.
+
+    ``since``: only the actions from then on.
+    """
     decisions = Decision.objects.filter(batch=batch) if batch is not None else Decision.objects.all()
+    if since is not None:
+        decisions = decisions.filter(created_at__gte=since)
     groups = (
         decisions.filter(undoes__isnull=True, user__isnull=False)
         .values("user__username", "group")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
@@ -15,11 +16,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reviewer import activity, charts, quality, sampling
 from reviewer.models import Approval, Batch, Event, Loading, Sample, SecondReview, SecondReviewItem
 from reviewer.views import REVIEWER_GROUP, reviewer_required
+
+PACE_WINDOW = timedelta(days=30)  # throughput across all batches: the last 30 days (a whole history is unbounded)
 
 GROUP_LABELS = {
     "category": "Category", "severity": "Severity", "confidence": "Confidence", "video": "Video",
@@ -98,7 +102,7 @@ def _insights(request: HttpRequest, batch: Batch | None) -> HttpResponse:
         thresholds=threshold_rows,
         threshold_chart=charts.threshold_chart(threshold_rows),
         recommended=quality.lowest_threshold_for(threshold_rows, options["target"]),
-        pace=activity.pace(batch),
+        pace=activity.pace(batch) if batch is not None else activity.pace(None, since=timezone.now() - PACE_WINDOW),
         progress=_progress(events),
         groups=quality.BATCH_GROUPS if batch is not None else quality.ALL_GROUPS,
     )
@@ -257,6 +261,8 @@ def second_review_results(request: HttpRequest, pk: int) -> HttpResponse:
         "disagreements": sampling.disagreements(items), "total": second.items.count(), "done": len(items),
         "is_assignee": request.user == second.reviewer,
     }  # fmt: skip
+    # The assignee sees the results only once every event is judged: before, they would show the first decisions.
+    context["hidden"] = context["is_assignee"] and context["done"] < context["total"]
     return render(request, "reviewer/second_review.html", context)
 
 

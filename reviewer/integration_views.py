@@ -135,7 +135,9 @@ def webhook_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         messages.success(request, f"Deleted the webhook to {hook.url} and its delivery log.")
         return redirect("webhook_list")
     elif action == "retry":
-        delivery = get_object_or_404(WebhookDelivery, pk=request.POST.get("delivery") or 0, webhook=hook)
+        number = request.POST.get("delivery", "")
+        pk = int(number) if number.isascii() and number.isdigit() and len(number) < 19 else 0
+        delivery = get_object_or_404(WebhookDelivery, pk=pk, webhook=hook)
         webhooks.retry_now(delivery)
         messages.success(request, "The delivery is queued again.")
     else:
@@ -156,7 +158,7 @@ def _show_secret(request: HttpRequest, hook: Webhook, secret: str, *, created: b
 def batch_handoff(request: HttpRequest, pk: int) -> HttpResponse:
     """Approved and rejected events per video as JSON (``?include_provider=1``: the provider's decisions too)."""
     batch = get_object_or_404(Batch, pk=pk)
-    people_only = request.GET.get("include_provider") != "1"
+    people_only = request.GET.get("include_provider", "").lower() not in ("1", "true", "yes", "on")  # as the API
     response = StreamingHttpResponse(handoff.json_chunks(batch, people_only=people_only),
                                      content_type="application/json")  # fmt: skip
     response["Content-Disposition"] = f'attachment; filename="{handoff.file_name(batch)}"'

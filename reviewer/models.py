@@ -693,7 +693,7 @@ class ApiToken(models.Model):
 
 class WebhookEvent(models.TextChoices):
     DECISION_CREATED = "decision.created", "decision.created: a review action changed events"
-    BATCH_REVIEWED = "batch.reviewed", "batch.reviewed: nothing is left pending in a batch"
+    BATCH_REVIEWED = "batch.reviewed", "batch.reviewed: every event of a batch is decided by a person"
     SYNC_SUCCEEDED = "sync.succeeded", "sync.succeeded: a sync or import finished"
     SYNC_FAILED = "sync.failed", "sync.failed: a sync or import failed"
 

@@ -215,10 +215,10 @@ def undo_last(batch: Batch, user, *, only_group: uuid.UUID | None = None) -> App
                     revision=F("revision") + 1,
                 )  # fmt: skip
         batch = Batch.objects.get(pk=batch.pk)
-        had_pending = batch.pending_total > 0
+        was_reviewed = batch.is_reviewed
         batch.refresh_approval_counts()
         if restored:
-            webhooks.decision_created(batch, had_pending, group=undo_group, user=user, decision="undo",
+            webhooks.decision_created(batch, was_reviewed, group=undo_group, user=user, decision="undo",
                                       event_ids=restored, undo=True)  # fmt: skip
         return Applied(undo_group if restored else None, changed=len(restored), skipped=len(rows) - len(restored))
 
@@ -246,9 +246,9 @@ def _apply(
         )
     if changing:
         batch = Batch.objects.get(pk=batch_id)
-        had_pending = batch.pending_total > 0
+        was_reviewed = batch.is_reviewed
         batch.refresh_approval_counts()
-        webhooks.decision_created(batch, had_pending, group=group, user=user, decision=decision, event_ids=changing,
+        webhooks.decision_created(batch, was_reviewed, group=group, user=user, decision=decision, event_ids=changing,
                                   reason=reason, note=note)  # fmt: skip
     return Applied(group if changing else None, changed=len(changing), unchanged=len(current) - len(changing))
 

@@ -106,12 +106,14 @@ class Stratum:
 
 
 def reviews_for_margin(precision: float | None, population: int, margin: float = MARGIN) -> int:
-    """Decisions a simple random sample needs for a 95 % interval of ±margin, with the finite-population correction."""
+    """Approve-or-reject decisions for a 95 % interval of about ±margin (at most the stratum's size).
+
+    No finite-population correction: the interval shown is the plain Wilson one, and the
+    plan must match what the page will show.
+    """
     p = 0.5 if precision is None else min(max(precision, 0.05), 0.95)  # never plan on a variance of 0
-    needed = quality.Z95**2 * p * (1 - p) / margin**2
-    if population > 0:
-        needed = needed / (1 + (needed - 1) / population)
-    return min(population, math.ceil(needed)) if population else math.ceil(needed)
+    needed = math.ceil(quality.Z95**2 * p * (1 - p) / margin**2)
+    return min(population, needed) if population else needed
 
 
 def estimate(sample: Sample) -> list[Stratum]:
@@ -130,22 +132,26 @@ def estimate(sample: Sample) -> list[Stratum]:
 
 
 def combined(strata: list[Stratum]) -> tuple[float, tuple[float, float]] | None:
-    """The stratified estimate over every stratum with decisions: the strata's precisions weighted by their size.
+    """The stratified estimate: the strata's precisions, each weighted by how many of its events can be judged.
 
-    Its interval is the normal one on the weighted variance, each stratum's variance taken
-    with the Agresti–Coull adjustment (p + 2 successes in n + 4), so a stratum at 0 % or
-    100 % still counts as uncertain.
+    A stratum's weight is its pending events times the share of its reviewed sample that
+    was approved or rejected (not invalid): precision is about those. None until every
+    sampled stratum has an approve or a reject, since leaving one out would claim a number
+    for events nobody looked at. The interval is the normal one on the weighted variance,
+    each stratum's variance taken with the Agresti–Coull adjustment (2 successes in 4 more),
+    so a stratum at 0 % or 100 % still counts as uncertain.
     """
-    judged = [stratum for stratum in strata if stratum.judged]
-    total = sum(stratum.population for stratum in judged)
-    if not total:
+    sampled = [stratum for stratum in strata if stratum.sampled]
+    if not sampled or any(not stratum.judged for stratum in sampled):
         return None
+    weights = [stratum.population * stratum.judged / stratum.reviewed for stratum in sampled]
+    total = sum(weights)
     point, variance = 0.0, 0.0
-    for stratum in judged:
-        weight = stratum.population / total
+    for stratum, weight in zip(sampled, weights, strict=True):
+        share = weight / total
         adjusted = (stratum.approved + 2) / (stratum.judged + 4)
-        point += weight * stratum.precision
-        variance += weight**2 * adjusted * (1 - adjusted) / (stratum.judged + 4)
+        point += share * stratum.precision
+        variance += share**2 * adjusted * (1 - adjusted) / (stratum.judged + 4)
     half = quality.Z95 * math.sqrt(variance)
     return point, (max(0.0, point - half), min(1.0, point + half))
 
@@ -182,7 +188,9 @@ def record(item: SecondReviewItem, decision: str) -> None:
     """The second reviewer's decision; the event itself and its history are left as they are."""
     if decision not in DECIDED:
         raise ValueError(f"Unknown decision {decision!r}: use approved, rejected or invalid.")
-    SecondReviewItem.objects.filter(pk=item.pk).update(second_approval=decision, decided_at=timezone.now())
+    # Once only: a second look at one's own answer, after seeing the results, would not be blind.
+    SecondReviewItem.objects.filter(pk=item.pk, second_approval="").update(second_approval=decision,
+                                                                           decided_at=timezone.now())  # fmt: skip
 
 
 @dataclass

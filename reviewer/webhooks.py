@@ -39,6 +39,7 @@ TIMEOUT = (5, 10)  # seconds to connect, and between bytes of the answer
 CLAIM_SECONDS = 60  # a claimed row is not picked again for this long (another worker, a crash)
 BATCH_SIZE = 8  # deliveries sent at once, each in its own thread
 USER_AGENT = "reviewer-webhooks/1"
+PAYLOAD_IDS = 1000  # event ids listed in one decision.created (a bulk action can change 100,000)
 LOG_DAYS = 30  # delivered rows are kept this long in the delivery log
 
 
@@ -75,21 +76,24 @@ def _body(event: str, data: dict) -> str:
 # --- What each event says ---------------------------------------------------------------
 
 
-def decision_created(batch: Batch, had_pending: bool, *, group, user, decision: str, event_ids: list[int],
+def decision_created(batch: Batch, was_reviewed: bool, *, group, user, decision: str, event_ids: list[int],
                      reason="", note="", undo=False) -> None:  # fmt: skip
-    """Queue ``decision.created`` for one review action, and ``batch.reviewed`` when it decided the last pending event.
+    """Queue ``decision.created`` for one review action, and ``batch.reviewed`` when it made every event decided by a person.
 
-    ``batch`` has its counts after the action; ``had_pending``: whether it had pending events before.
+    ``batch`` has its counts after the action; ``was_reviewed``: ``batch.is_reviewed`` before it.
+    At most PAYLOAD_IDS event ids are listed (``event_ids_truncated`` says when more changed):
+    the rest are in the API's history of the action's ``group``.
     """
     emit(
         WebhookEvent.DECISION_CREATED,
         {
             "batch": _batch_ref(batch), "group": str(group), "user": user.get_username() if user else None,
             "decision": decision, "reason": reason, "note": note, "undo": undo,
-            "count": len(event_ids), "event_ids": event_ids,
+            "count": len(event_ids), "event_ids": event_ids[:PAYLOAD_IDS],
+            "event_ids_truncated": len(event_ids) > PAYLOAD_IDS,
         },
     )  # fmt: skip
-    if had_pending and batch.event_total and batch.pending_total == 0:
+    if batch.is_reviewed and not was_reviewed:
         emit(WebhookEvent.BATCH_REVIEWED, {"batch": _batch_ref(batch), "approval_counts": batch.approval_counts,
                                            "reviewed_by_people": batch.reviewed_total})  # fmt: skip
 
@@ -122,7 +126,7 @@ def deliver_due(now: datetime | None = None, limit: int = BATCH_SIZE) -> int:
     now = now or timezone.now()
     due = list(
         WebhookDelivery.objects.select_related("webhook")
-        .filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
+        .filter(state=DeliveryState.PENDING, next_attempt_at__lte=now, webhook__active=True)  # paused: they wait
         .order_by("next_attempt_at", "id")[:limit]
     )
     claimed = [delivery for delivery in due if _claim(delivery, now)]

@@ -217,7 +217,8 @@ def test_a_bad_filter_gets_the_batch_pages_own_message(client, batch, api_tokens
 @pytest.mark.parametrize(
     "cursor",
     ["garbage", "eyJrIjpbMV19", "eyJvIjotNX0", "e30", "%00", "W10", "eyJrIjpbe31dfQ",
-     "eyJrIjpbMTAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMCwwLDAsMF19"],  # the last: a 31-digit number
+     "eyJrIjpbMTAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMCwwLDAsMF19",  # a 31-digit number
+     "eyJrIjogWyJ4IiwgMCwgMCwgMF19", "eyJrIjogW0luZmluaXR5LCAwLCAwLCAwXX0"],  # text for a position; Infinity
 )  # fmt: skip
 def test_a_cursor_that_is_not_ours_is_a_400(client, batch, api_tokens, cursor):
     status, answer = get_json(client, f"/api/batches/{batch.pk}/events?cursor={cursor}", api_tokens["viewer"])

@@ -110,7 +110,7 @@ def test_a_sample_of_another_batch_is_a_clear_400(client, synthetic, staff):
     assert f"there is no sample {sample.pk} of this batch" in response.content.decode()
 
 
-@pytest.mark.parametrize(("precision", "population", "needed"), [(None, 10**6, 384), (None, 100, 80), (0.9, 10**6, 139),
+@pytest.mark.parametrize(("precision", "population", "needed"), [(None, 10**6, 385), (None, 100, 100), (0.9, 10**6, 139),
                                                                  (1.0, 10**6, 73), (0.5, 10, 10)])  # fmt: skip
 def test_more_reviews_for_five_points(precision, population, needed):
     assert sampling.reviews_for_margin(precision, population) == needed
@@ -190,3 +190,31 @@ def test_a_second_review_is_blind_changes_nothing_and_measures_agreement(client,
         assert row.count == len(mine) and row.agreed == sum(1 for a, b in mine if a == b)
     assert results.count("Look again") == len(pairs) - agreed
     assert not math.isnan(kappa)
+
+
+def test_no_combined_estimate_until_every_sampled_stratum_has_decisions_and_invalid_ones_weigh_less():
+    unseen = sampling.Stratum("big", 9000, 20, 0, 0, 0)
+    seen = sampling.Stratum("small", 100, 10, 10, 0, 0)
+    assert sampling.combined([unseen, seen]) is None  # not "100 %" for 9,100 events from 100 of them
+    mostly_invalid = sampling.Stratum("a", 1000, 20, 2, 0, 18)  # 2 of 20 judgeable: stands for ~100 events
+    judged = sampling.Stratum("b", 1000, 20, 4, 16, 0)
+    point, _ = sampling.combined([mostly_invalid, judged])
+    assert point == pytest.approx((100 * 1.0 + 1000 * 0.2) / 1100)
+
+
+def test_a_second_answer_cannot_be_changed_and_results_wait_for_the_end(client, synthetic, staff):
+    batch, truth = synthetic
+    bea = User.objects.create_user("bea", password="pw-bea")
+    for event in Event.objects.filter(batch=batch).order_by("pk")[:8]:
+        review.decide(event, truth[event.label], staff)
+    second = sampling.create_second_review(batch, bea, 0.5, staff, seed=3)
+    first, *rest = list(second.items.all())
+    client.force_login(bea)
+    client.post(f"/second-reviews/{second.pk}/items/{first.pk}", {"decision": "invalid"})
+    page = client.get(f"/second-reviews/{second.pk}/").content.decode()
+    assert "The results come when you are done" in page and "Look again" not in page
+    client.post(f"/second-reviews/{second.pk}/items/{first.pk}", {"decision": "approved"})  # a second try
+    first.refresh_from_db()
+    assert first.second_approval == "invalid"
+    client.force_login(staff)
+    assert "The results come when you are done" not in client.get(f"/second-reviews/{second.pk}/").content.decode()

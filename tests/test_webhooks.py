@@ -82,7 +82,7 @@ def test_a_decision_is_delivered_signed(client, api_tokens, receiver):
     assert body["data"] == {
         "batch": {"id": batch.pk, "provider": "nomadicml", "provider_batch_id": "b-hook"},
         "group": str(decision.group), "user": "rita", "decision": "rejected", "reason": "", "note": "",
-        "undo": False, "count": 1, "event_ids": [event.pk],
+        "undo": False, "count": 1, "event_ids": [event.pk], "event_ids_truncated": False,
     }  # fmt: skip
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts, delivery.response_code) == (DeliveryState.DELIVERED, 1, 204)
@@ -281,3 +281,30 @@ def test_old_delivered_rows_leave_the_log_failed_ones_stay(receiver):
     assert webhooks.prune() == 1
     assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {failed.pk, fresh.pk}
     assert not WebhookDelivery.objects.filter(pk=delivered.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_paused_webhook_keeps_its_deliveries_until_resumed(client, staff, receiver):
+    hook = make_hook(receiver)
+    webhooks.send_test(hook)
+    client.force_login(staff)
+    client.post(f"/webhooks/{hook.pk}/pause")
+    assert webhooks.deliver_due() == 0 and receiver.received == []
+    client.post(f"/webhooks/{hook.pk}/resume")
+    assert webhooks.deliver_due() == 1 and len(receiver.received) == 1
+    assert client.post(f"/webhooks/{hook.pk}/retry", {"delivery": "abc"}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_large_action_lists_the_first_ids_and_says_so(receiver, staff, monkeypatch):
+    from reviewer import review
+
+    monkeypatch.setattr(webhooks, "PAYLOAD_IDS", 3)
+    batch = make_batch(videos=3, per_video=2)
+    make_hook(receiver, ["decision.created", "batch.reviewed"])
+    review.decide_many(batch, batch.events.all(), "approved", staff)
+    webhooks.deliver_due()
+    bodies = {verified(request)["event"]: verified(request)["data"] for request in receiver.received}
+    assert bodies["decision.created"]["count"] == 6 and len(bodies["decision.created"]["event_ids"]) == 3
+    assert bodies["decision.created"]["event_ids_truncated"] is True
+    assert bodies["batch.reviewed"]["reviewed_by_people"] == 6  # every event decided by a person now

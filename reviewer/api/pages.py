@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import operator
 from dataclasses import dataclass
 from functools import reduce
@@ -87,7 +88,10 @@ def paginate(queryset: QuerySet, order: list, keyset: bool, cursor: str, limit: 
         after = _decode(cursor, "k")
         if not isinstance(after, list) or len(after) != len(names):
             raise BadCursor
-        ordered = ordered.filter(_after(names, after))
+        try:  # a value of the wrong type for its column ("x" for a position) is refused as Django builds the query
+            ordered = ordered.filter(_after(names, after))
+        except (ValueError, TypeError, OverflowError):
+            raise BadCursor from None
     rows = list(ordered[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
@@ -127,4 +131,6 @@ def _storable(value) -> bool:
         return False
     if isinstance(value, int):
         return -(2**63) <= value < 2**63
-    return isinstance(value, str | float) and "\x00" not in str(value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and "\x00" not in value

@@ -195,7 +195,7 @@ class FilterIn(Schema):
 
 class DecideManyIn(Schema):
     decision: ApprovalValue
-    event_ids: list[Id] | None = Field(None, max_length=100_000, description="These events (all must be in the batch)")
+    event_ids: list[Id] | None = Field(None, max_length=10_000, description="These events (all must be in the batch)")
     filter: FilterIn | None = Field(None, description="Or every event matching this filter")
     expected_count: Count | None = Field(
         None, description="With `filter`: how many events you expect it to match; another number refuses"
