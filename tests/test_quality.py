@@ -230,3 +230,15 @@ def test_across_batches_by_prompt_and_week(client, batch, staff):
     assert list(rows) == [batch.created_at.date().isoformat()] or len(rows) == 1
     trend = client.get("/insights.csv?table=trend").content.decode().splitlines()
     assert trend[0].startswith("group,approved") and len(trend) == 2
+
+
+def test_a_long_table_shows_the_largest_groups_and_the_csv_has_all(client, batch, staff, monkeypatch):
+    from reviewer import insight_views
+
+    monkeypatch.setattr(insight_views, "TABLE_ROWS", 2)
+    client.force_login(staff)
+    page = client.get(f"/batches/{batch.pk}/insights?by=category").content.decode()
+    assert "The table shows the 2 largest of 5 groups; the CSV has them all." in page
+    assert len(cells(page, "mostly right")) == 6 and 'scope="row">always wrong<' not in page.split("By the model")[0]
+    lines = client.get(f"/batches/{batch.pk}/insights.csv?by=category").content.decode().splitlines()
+    assert len(lines) == 6
