@@ -19,12 +19,13 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Max, Min, QuerySet
 from django.utils import timezone
 
+from reviewer.filters import ExplainedForm
 from reviewer.models import Approval, Batch, Decision
 
 IDLE_GAP = timedelta(minutes=5)  # a longer pause between two actions is a break, not review time
 
 
-class ActivityFilterForm(forms.Form):
+class ActivityFilterForm(ExplainedForm):
     reviewer = forms.ChoiceField(required=False)
     decision = forms.ChoiceField(choices=[("", "Any"), *Approval.choices, ("undo", "Undo")], required=False)
 
@@ -37,13 +38,6 @@ class ActivityFilterForm(forms.Form):
             .values_list("username", flat=True)
         )
         self.fields["reviewer"].choices = [("", "Anyone"), *((name, name) for name in names)]
-
-    def error_message(self) -> str:
-        return " ".join(
-            f"{name}: {error} Valid values: {', '.join(value for value, _ in self.fields[name].choices if value)}."
-            for name, errors in self.errors.items()
-            for error in errors
-        )
 
 
 @dataclass

@@ -152,6 +152,10 @@ def _result(batch: Batch, item: Item) -> dict:
 
 def file_name(batch_filter: BatchFilter, extension: str) -> str:
     """``<batch id>-<filter>.<ext>``, safe for a Content-Disposition header."""
-    stem = f"{batch_filter.batch.provider_batch_id}-{batch_filter.describe()}"
+    return safe_file_name(f"{batch_filter.batch.provider_batch_id}-{batch_filter.describe()}", extension)
+
+
+def safe_file_name(stem: str, extension: str) -> str:
+    """``stem.extension`` with only letters, digits, ``-_.`` (the rest ``_``), for a Content-Disposition header."""
     safe = "".join(char if char.isalnum() or char in "-_." else "_" for char in stem)
     return f"{safe[:150]}.{extension}"

@@ -41,7 +41,20 @@ _DECIDED_Q = {
 }
 
 
-class BatchFilterForm(forms.Form):
+class ExplainedForm(forms.Form):
+    """A GET form whose errors read as one line per bad parameter, with the valid values."""
+
+    def error_message(self) -> str:
+        """One readable line per invalid parameter, naming the parameter and the valid values."""
+        lines = []
+        for name, errors in self.errors.items():
+            choices = getattr(self.fields.get(name), "choices", None)
+            valid = f" Valid values: {', '.join(str(value) for value, _ in choices if value)}." if choices else ""
+            lines += [f"{name}: {error}{valid}" for error in errors]
+        return " ".join(lines)
+
+
+class BatchFilterForm(ExplainedForm):
     approval = forms.MultipleChoiceField(choices=Approval.choices, required=False)
     decided = forms.MultipleChoiceField(choices=list(DECIDED.items()), required=False)
     reason = forms.MultipleChoiceField(choices=(), required=False)
@@ -68,17 +81,6 @@ class BatchFilterForm(forms.Form):
         if sample is not None and not Sample.objects.filter(pk=sample, batch=self.batch).exists():
             raise forms.ValidationError(f"there is no sample {sample} of this batch.")
         return sample
-
-    def error_message(self) -> str:
-        """One readable line per invalid parameter, naming the parameter and the valid values."""
-        lines = []
-        for name, errors in self.errors.items():
-            field = self.fields.get(name)
-            choices = getattr(field, "choices", None)
-            valid = f" Valid values: {', '.join(str(value) for value, _ in choices)}." if choices else ""
-            for error in errors:
-                lines.append(f"{name}: {error}{valid}")
-        return " ".join(lines)
 
 
 @dataclass

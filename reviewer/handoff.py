@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from django.db.models import F
 
+from reviewer.exporters import safe_file_name
 from reviewer.models import Approval, Batch, Event
 
 _EVENT_FIELDS = (
@@ -67,5 +68,4 @@ def _video(item_values: tuple) -> dict:
 
 
 def file_name(batch: Batch) -> str:
-    safe = "".join(char if char.isalnum() or char in "-_." else "_" for char in batch.provider_batch_id)
-    return f"{safe[:150]}-handoff.json"
+    return safe_file_name(f"{batch.provider_batch_id}-handoff", "json")

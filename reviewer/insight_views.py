@@ -20,7 +20,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reviewer import activity, charts, quality, sampling
-from reviewer.models import Approval, Batch, Event, Loading, Sample, SecondReview, SecondReviewItem
+from reviewer.exporters import safe_file_name
+from reviewer.filters import ExplainedForm
+from reviewer.models import Approval, Batch, Loading, Sample, SecondReview, SecondReviewItem
 from reviewer.views import REVIEWER_GROUP, reviewer_required
 
 TABLE_ROWS = 200  # groups shown in a table (the largest first; the CSV has them all: 5,000 videos would be a slow page)
@@ -32,7 +34,7 @@ GROUP_LABELS = {
 }  # fmt: skip
 
 
-class InsightsForm(forms.Form):
+class InsightsForm(ExplainedForm):
     by = forms.ChoiceField(choices=(), required=False)
     category = forms.ChoiceField(choices=(), required=False)
     target = forms.FloatField(required=False, min_value=0.5, max_value=0.99)
@@ -42,24 +44,11 @@ class InsightsForm(forms.Form):
         self.fields["by"].choices = [(name, GROUP_LABELS[name]) for name in groups]
         self.fields["category"].choices = [("", "All categories"), *((name, name) for name in categories)]
 
-    def error_message(self) -> str:
-        lines = []
-        for name, errors in self.errors.items():
-            choices = getattr(self.fields.get(name), "choices", None)
-            valid = f" Valid values: {', '.join(str(value) for value, _ in choices if value)}." if choices else ""
-            lines += [f"{name}: {error}{valid}" for error in errors]
-        return " ".join(lines)
-
-
-def _events(batch: Batch | None):
-    events = Event.objects.filter(batch__loading=Loading.NONE)  # a load in progress is not shown anywhere
-    return events.filter(batch=batch) if batch is not None else events
-
 
 def _categories(batch: Batch | None) -> list[str]:
     if batch is not None and batch.event_facets is not None:
         return list(batch.event_facets.get("category", []))
-    return sorted(c for c in _events(batch).order_by().values_list("category", flat=True).distinct() if c)
+    return sorted(c for c in quality.shown_events(batch).order_by().values_list("category", flat=True).distinct() if c)
 
 
 def _parse(request: HttpRequest, batch: Batch | None):
@@ -88,7 +77,7 @@ def _insights(request: HttpRequest, batch: Batch | None) -> HttpResponse:
     if options is None:
         context["error"] = form.error_message()
         return render(request, "reviewer/insights.html", context, status=400)
-    events = _events(batch)
+    events = quality.shown_events(batch)
     rows = quality.table(events, options["by"])
     by_confidence = quality.table(events, "confidence")
     threshold_events = events.filter(category=options["category"]) if options["category"] else events
@@ -145,7 +134,7 @@ def insights_csv(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     options, form = _parse(request, batch)
     if options is None:
         return HttpResponse(form.error_message(), status=400, content_type="text/plain; charset=utf-8")
-    events = _events(batch)
+    events = quality.shown_events(batch)
     out = io.StringIO()
     writer = csv.writer(out)
     if request.GET.get("table") == "thresholds":
@@ -164,8 +153,7 @@ def insights_csv(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         name = f"quality-by-{by}"
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
     stem = f"{batch.provider_batch_id}-{name}" if batch else name
-    safe = "".join(char if char.isalnum() or char in "-_." else "_" for char in stem)[:150]
-    response["Content-Disposition"] = f'attachment; filename="{safe}.csv"'
+    response["Content-Disposition"] = f'attachment; filename="{safe_file_name(stem, "csv")}"'
     return response
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from django.db.models import Case, CharField, Count, F, Q, QuerySet, Value, When
 from django.db.models.functions import TruncWeek
 
-from reviewer.models import Approval, Event
+from reviewer.models import Approval, Event, Item, Loading
 
 Z95 = 1.959963984540054  # the normal quantile of a 95 % two-sided interval
 
@@ -31,6 +31,12 @@ BATCH_GROUPS = ("category", "severity", "confidence", "video")
 ALL_GROUPS = ("category", "severity", "confidence", "video", "prompt", "provider", "model")
 COLUMNS = ("group", "approved", "rejected", "invalid", "pending", "precision", "precision_low", "precision_high",
            "invalid_rate")  # fmt: skip
+
+
+def shown_events(batch=None) -> QuerySet[Event]:
+    """The events the numbers count: a batch's (None: every batch's), never a load in progress (it is not shown)."""
+    events = Event.objects.filter(batch__loading=Loading.NONE)
+    return events.filter(batch=batch) if batch is not None else events
 
 
 def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float] | None:
@@ -160,8 +166,6 @@ def _order(by: str):
 
 def _name_videos(rows: list[Row]) -> None:
     """A video row is named by the video, not by its database id."""
-    from reviewer.models import Item
-
     names = {
         str(pk): name or custom or provider_id
         for pk, name, custom, provider_id in Item.objects.filter(pk__in=[row.group for row in rows]).values_list(

@@ -289,7 +289,7 @@ def event_history(request, event_id: int):
 def batch_quality(request, batch_id: int, by: Literal["category", "severity", "confidence", "video"] = "category"):
     """Precision with its 95 % interval and the invalid rate per group: only a person's decisions count as reviewed."""
     batch = _batch(batch_id)
-    return _quality(Event.objects.filter(batch=batch, batch__loading=Loading.NONE), by)
+    return _quality(quality.shown_events(batch), by)
 
 
 @api.get("/quality", response={200: QualityOut, **READ_ERRORS}, tags=["quality"])
@@ -298,7 +298,7 @@ def all_quality(
     request, by: Literal["category", "severity", "confidence", "video", "prompt", "provider", "model"] = "provider"
 ):
     """The same across every batch, e.g. by prompt or model."""
-    return _quality(Event.objects.filter(batch__loading=Loading.NONE), by)
+    return _quality(quality.shown_events(), by)
 
 
 def _quality(events, by: str) -> dict:

@@ -8,7 +8,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from reviewer import quality
-from reviewer.models import Batch, Event, Loading
+from reviewer.models import Batch
 
 
 class Command(BaseCommand):
@@ -24,11 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=("json", "csv"), default="json")
 
     def handle(self, *args, batch: str | None, source: str | None, by: str, format: str, **options):
-        events = Event.objects.filter(batch__loading=Loading.NONE)
-        if batch is not None:
-            events = events.filter(batch=self._batch(batch, source))
-        elif source is not None:
+        if batch is None and source is not None:
             raise CommandError("--source goes with --batch.")
+        events = quality.shown_events(self._batch(batch, source) if batch is not None else None)
         rows = [row.as_dict() for row in quality.table(events, by)]
         if format == "json":
             self.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False))
