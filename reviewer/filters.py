@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field, replace
-from functools import reduce
+from functools import cached_property, reduce
 
 from django import forms
 from django.db.models import Case, Exists, F, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.http import QueryDict
 
+from reviewer import search
 from reviewer.models import Approval, Batch, Event, Item, ReasonCode, Sample
 
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
@@ -105,7 +106,7 @@ class BatchFilter:
 
     @property
     def is_active(self) -> bool:
-        return bool(self.filters_events or self.status or self.q)
+        return bool(self.filters_events or self.status or self.query)
 
     def event_q(self) -> Q:
         """The condition an event must meet to be shown (not counting item status)."""
@@ -122,15 +123,14 @@ class BatchFilter:
             condition &= Q(reason__in=self.reason)
         if self.sample:
             condition &= Q(sample_memberships__sample_id=self.sample)
-        if self.q:
-            condition &= (
-                Q(label__icontains=self.q)
-                | Q(category__icontains=self.q)
-                | Q(ai_analysis__icontains=self.q)
-                | Q(note__icontains=self.q)
-                | _item_text_q(self.q, prefix="item__")
-            )
+        if self.query:
+            condition &= search.event_q(self.query)
         return condition
+
+    @cached_property
+    def query(self) -> search.Query:
+        """``q`` parsed: words and phrases (reviewer/search.py)."""
+        return search.Query.parse(self.q)
 
     def events(self) -> QuerySet[Event]:
         """The events shown, across the shown items (what the exports write)."""
@@ -151,8 +151,8 @@ class BatchFilter:
         matching = Event.objects.filter(item=OuterRef("pk")).filter(self.event_q())
         if self.filters_events:
             items = items.filter(Exists(matching))
-        elif self.q:
-            items = items.filter(_item_text_q(self.q) | Exists(matching))
+        elif self.query:
+            items = items.filter(search.item_q(self.query) | Exists(matching))
         return items
 
     def items(self) -> QuerySet[Item]:
@@ -252,15 +252,6 @@ def parse(data: QueryDict, batch: Batch) -> tuple[BatchFilter | None, BatchFilte
         page=cleaned["page"] or 1,
         sample=cleaned["sample"],
     ), form
-
-
-def _item_text_q(text: str, prefix: str = "") -> Q:
-    return (
-        Q(**{f"{prefix}video_name__icontains": text})
-        | Q(**{f"{prefix}provider_item_id__icontains": text})
-        | Q(**{f"{prefix}custom_id__icontains": text})
-        | Q(**{f"{prefix}text__icontains": text})
-    )
 
 
 def _prefixed(condition: Q, prefix: str) -> Q:

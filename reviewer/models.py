@@ -399,6 +399,7 @@ class Item(models.Model):
     position = models.PositiveIntegerField(default=0)  # order in the provider's results
     raw = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64)
+    search_text = models.TextField(blank=True, default="")  # folded words of name, ids, summary (reviewer/search.py)
     # The provider's last complete listing of the batch did not name this item: it is
     # kept (with its decisions) and marked on the page; set by sync._mark_unlisted.
     gone_upstream = models.BooleanField(default=False)
@@ -488,6 +489,10 @@ class Event(models.Model):
     # decision made on a stale view is caught instead of silently overriding another's.
     revision = models.PositiveIntegerField(default=0)
     content_hash = models.CharField(max_length=64)
+    # Folded words for full-text search (reviewer/search.py): its own text and its item's,
+    # written with the event; the note's, written with each decision.
+    search_text = models.TextField(blank=True, default="")
+    search_note = models.TextField(blank=True, default="")
     # The annotated thumbnail stored through Django's storage (see Item.thumbnail_file).
     thumbnail_file = models.CharField(max_length=300, blank=True)
     thumbnail_file_source = models.CharField(max_length=1000, blank=True)

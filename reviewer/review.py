@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from reviewer import webhooks
+from reviewer import search, webhooks
 from reviewer.models import Approval, Batch, Decision, Event, ReasonCode
 
 CHUNK_SIZE = 2000  # events per UPDATE / INSERT (well under SQLite's limit of query parameters)
@@ -212,7 +212,7 @@ def undo_last(batch: Batch, user, *, only_group: uuid.UUID | None = None) -> App
                     # Back to "nobody decided": the provider's value now, which a sync may have changed since.
                     approval=approval if decided_at is not None else F("provider_approval"),
                     decided_by_id=decided_by_id, decided_at=decided_at, reason=reason, note=note,
-                    revision=F("revision") + 1,
+                    search_note=search.fold(note), revision=F("revision") + 1,
                 )  # fmt: skip
         batch = Batch.objects.get(pk=batch.pk)
         was_reviewed = batch.is_reviewed
@@ -242,7 +242,13 @@ def _apply(
     for chunk in _chunks(changing):
         _audit_from_events(chunk, user=user, decision=decision, note=note, reason=reason, group=group, now=now)
         Event.objects.filter(pk__in=chunk).update(
-            approval=decision, decided_by=user, decided_at=now, reason=reason, note=note, revision=F("revision") + 1
+            approval=decision,
+            decided_by=user,
+            decided_at=now,
+            reason=reason,
+            note=note,
+            search_note=search.fold(note),
+            revision=F("revision") + 1,
         )
     if changing:
         batch = Batch.objects.get(pk=batch_id)

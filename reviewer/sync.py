@@ -24,7 +24,7 @@ from functools import lru_cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from reviewer import redaction, webhooks
+from reviewer import redaction, search, webhooks
 from reviewer.models import (
     TERMINAL_ITEM_STATUSES,
     Batch,
@@ -692,10 +692,14 @@ def _keys_of(record: ItemRecord) -> list[str] | Iterator[str]:
     return record.event_keys if record.event_keys is not None else event_keys(record.events)
 
 
-def _new_event_row(record: EventRecord, item_id: int, batch_id: int, key: str, position: int, digest: str) -> dict:
-    """The column values of a new event (for _insert_statement): nobody decided it, so its approval is the provider's."""
-    return {**vars(record), "item_id": item_id, "batch_id": batch_id, "key": key, "position": position,
-            "content_hash": digest, "approval": record.provider_approval}  # fmt: skip
+def _new_event_row(record: EventRecord, ids: tuple[int, int], key: str, position: int, digest: str, words: str) -> dict:
+    """The column values of a new event (for _insert_statement): nobody decided it, so its approval is the provider's.
+
+    ``ids``: its item's and batch's; ``words``: its item's searchable words.
+    """
+    return {**vars(record), "item_id": ids[0], "batch_id": ids[1], "key": key, "position": position,
+            "content_hash": digest, "approval": record.provider_approval,
+            "search_text": search.event_document(record, words)}  # fmt: skip
 
 
 def _prepared(record: ItemRecord) -> tuple[ItemRecord, str]:
@@ -733,6 +737,7 @@ class _ChunkWriter:
         self.batch_record = batch_record
         self.commit_chunks = commit_chunks
         self.seen_item_ids: set[int] = set()  # every item this run named (see _mark_unlisted)
+        self.reworded_item_ids: set[int] = set()  # items whose searchable words changed (see _write_events)
         self.buffer: list[tuple[int, ItemRecord, str]] = []  # (position, record, content hash)
         self.buffered_events = 0
         self.position = 0  # the next item's position, when the records do not say
@@ -761,9 +766,11 @@ class _ChunkWriter:
         only while SQLite inserts (a loading batch is hidden: nobody sees the items
         before their events, and a load that dies half-way is deleted whole).
         """
+        words = {record.provider_item_id: search.item_document(record) for _, record, _ in chunk}
         items = [
             {**{name: getattr(record, name) for name in ITEM_FIELDS}, "batch_id": self.batch.pk,
-             "provider_item_id": record.provider_item_id, "position": position, "content_hash": digest}
+             "provider_item_id": record.provider_item_id, "position": position, "content_hash": digest,
+             "search_text": words[record.provider_item_id]}
             for position, record, digest in chunk
         ]  # fmt: skip
         statement = _insert_statement(Item, items)
@@ -777,8 +784,8 @@ class _ChunkWriter:
         )
         self.seen_item_ids.update(item_ids.values())
         events = [
-            _new_event_row(event_record, item_ids[record.provider_item_id], self.batch.pk, key, position,
-                           content_hash([vars(event_record), position]))
+            _new_event_row(event_record, (item_ids[record.provider_item_id], self.batch.pk), key, position,
+                           content_hash([vars(event_record), position]), words[record.provider_item_id])
             for _, record, _ in chunk
             for position, (key, event_record) in enumerate(zip(_keys_of(record), record.events, strict=True))
         ]  # fmt: skip
@@ -801,7 +808,7 @@ class _ChunkWriter:
         existing = {
             item.provider_item_id: item
             for item in Item.objects.filter(batch=self.batch, provider_item_id__in=ids).only(
-                "id", "provider_item_id", "content_hash", "position"
+                "id", "provider_item_id", "content_hash", "position", "search_text"
             )
         }
         to_create, to_update, changed = [], [], []
@@ -821,11 +828,15 @@ class _ChunkWriter:
                 setattr(item, name, getattr(record, name))
             item.position = position
             item.content_hash = digest
+            words = search.item_document(record)
+            if not is_new and words != item.search_text:  # its events' search text holds the item's words
+                self.reworded_item_ids.add(item.pk)
+            item.search_text = words
             changed.append((item, record, is_new))
         Item.objects.bulk_create(to_create)
         self.seen_item_ids.update(item.pk for item in existing.values())
         self.seen_item_ids.update(item.pk for item in to_create)
-        _update_rows(Item, to_update, [*ITEM_FIELDS, "position", "content_hash"])
+        _update_rows(Item, to_update, [*ITEM_FIELDS, "position", "content_hash", "search_text"])
         self.run.items_created += len(to_create)
         self.run.items_updated += len(to_update)
         return changed
@@ -840,7 +851,7 @@ class _ChunkWriter:
             .only("id", "item_id", "key", "position", "content_hash", "decided_at", "approval", "provider_approval")
         }
         complete = self.batch_record.complete
-        to_create, to_update, seen = [], [], set()
+        to_create, to_update, reworded, seen = [], [], [], set()
         for item, record, _ in changed:
             for position, (key, event_record) in enumerate(zip(_keys_of(record), record.events, strict=True)):
                 seen.add((item.pk, key))
@@ -850,20 +861,30 @@ class _ChunkWriter:
                 digest = content_hash([vars(event_record), position])
                 if event is not None and event.content_hash == digest:
                     self.run.events_unchanged += 1
+                    if item.pk in self.reworded_item_ids:
+                        event.search_text = search.event_document(event_record, item.search_text)
+                        reworded.append(event)
                     continue
                 if event is None:
-                    to_create.append(_new_event_row(event_record, item.pk, self.batch.pk, key, position, digest))
+                    to_create.append(_new_event_row(event_record, (item.pk, self.batch.pk), key, position, digest,
+                                                    item.search_text))  # fmt: skip
                     continue
                 to_update.append(event)
                 for name in EVENT_FIELDS:
                     setattr(event, name, getattr(event_record, name))
                 event.position = position
                 event.content_hash = digest
+                event.search_text = search.event_document(event_record, item.search_text)
                 event.provider_approval = event_record.provider_approval
                 if event.decided_at is None:
                     event.approval = event_record.provider_approval
         _insert_rows(Event, to_create)
-        _update_rows(Event, to_update, [*EVENT_FIELDS, "position", "content_hash", "provider_approval", "approval"])
+        _update_rows(
+            Event,
+            to_update,
+            [*EVENT_FIELDS, "position", "content_hash", "provider_approval", "approval", "search_text"],
+        )
+        _update_rows(Event, reworded, ["search_text"])
         # Gone upstream: drop them, unless a person decided them (their work is kept).
         gone = [
             event.pk

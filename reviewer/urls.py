@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from reviewer import insight_views, integration_views, views
+from reviewer import insight_views, integration_views, search_views, views
 from reviewer.api import api
 
 
@@ -38,6 +38,7 @@ urlpatterns = [
     path("batches/<int:pk>/insights", insight_views.batch_insights, name="batch_insights"),
     path("batches/<int:pk>/insights.csv", insight_views.insights_csv, name="batch_insights_csv"),
     path("insights/", insight_views.all_insights, name="all_insights"),
+    path("search/", search_views.search_page, name="search"),
     path("batches/<int:pk>/samples", insight_views.sample_create, name="sample_create"),
     path("samples/<int:pk>/", insight_views.sample_detail, name="sample_detail"),
     path("batches/<int:pk>/second-reviews", insight_views.second_review_create, name="second_review_create"),

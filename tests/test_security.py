@@ -57,6 +57,7 @@ URLS = {
     "batch_insights": ("GET", READ),
     "batch_insights_csv": ("GET", READ),
     "all_insights": ("GET", READ),
+    "search": ("GET", READ),
     "all_insights_csv": ("GET", READ),
     "sample_create": ("POST", ACTION),
     "sample_detail": ("GET", READ),
@@ -132,6 +133,7 @@ def url_of(name: str, batch: Batch) -> str:
         "webhook_list",
         "all_insights",
         "all_insights_csv",
+        "search",
     ):
         return reverse(name)
     if name == "revoke_token":  # staff's: the viewer's test asks for someone else's

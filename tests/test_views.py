@@ -165,15 +165,18 @@ def test_healthz_answers_without_login(client):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_highlight_marks_every_search_word_and_escapes_everything_else():
+def test_highlight_marks_the_words_the_search_matches_and_escapes_everything_else():
     from reviewer.templatetags.reviewer_tags import highlight
 
-    text = '<img src=x onerror="alert(1)"> Pedestrian behind a BUS near the bus stop'
+    text = '<img src=x onerror="alert(1)"> Pédestrian behind a BUS near the bus stop, busy'
     marked = str(highlight(text, "bus pedestrian <img"))
+    # Whole words, case and accents ignored; the last word typed also as a prefix ("busy").
     assert marked == (
-        "<mark>&lt;img</mark> src=x onerror=&quot;alert(1)&quot;&gt; <mark>Pedestrian</mark> behind a "
-        "<mark>BUS</mark> near the <mark>bus</mark> stop"
+        "&lt;<mark>img</mark> src=x onerror=&quot;alert(1)&quot;&gt; <mark>Pédestrian</mark> behind a "
+        "<mark>BUS</mark> near the <mark>bus</mark> stop, busy"
     )
+    assert str(highlight(text, "pedestrian bus")).endswith("<mark>bus</mark> stop, <mark>busy</mark>")
+    assert "<mark>behind</mark> <mark>a</mark>" in str(highlight(text, '"behind a"'))
     assert (
         str(highlight(text, ""))
         == str(highlight(text, "   "))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlencode, urlsplit
 
 from django import template
-from django.utils.html import conditional_escape, format_html
-from django.utils.safestring import mark_safe
+
+from reviewer import search
 
 register = template.Library()
 
@@ -161,21 +160,10 @@ def as_time(value: str):
         return value
 
 
-@register.filter(needs_autoescape=True)
-def highlight(text: object, query: str, autoescape: bool = True) -> str:
-    """``text`` escaped, with each word of the search ``query`` marked (``<mark>``), case ignored."""
-    text = "" if text is None else str(text)
-    words = sorted({word for word in (query or "").split() if word}, key=len, reverse=True)
-    if not words:
-        return conditional_escape(text) if autoescape else text
-    pattern = re.compile("|".join(re.escape(word) for word in words), re.IGNORECASE)
-    pieces, last = [], 0
-    for match in pattern.finditer(text):
-        pieces.append(conditional_escape(text[last : match.start()]))
-        pieces.append(format_html("<mark>{}</mark>", match.group()))
-        last = match.end()
-    pieces.append(conditional_escape(text[last:]))
-    return mark_safe("".join(pieces))  # noqa: S308 (every piece is escaped above)
+@register.filter
+def highlight(text: object, query: str) -> str:
+    """``text`` escaped, with the words the search ``query`` matches marked (``<mark>``): see reviewer/search.py."""
+    return search.parsed(query or "").highlight("" if text is None else str(text))
 
 
 @register.filter
