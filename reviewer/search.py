@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import F, Q, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.lookups import In
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -167,7 +168,12 @@ def parsed(text: str) -> Query:
 
 
 def event_q(query: Query, prefix: str = "") -> Q:
-    """Events matching ``query`` (``prefix``: the path to the event, e.g. "events__")."""
+    """Events matching ``query`` (``prefix``: the path to the event, e.g. "events__").
+
+    The matching ids come from one uncorrelated subquery. The id is compared as
+    ``id + 0``: as a bare column, SQLite drove the whole query from that list (one
+    primary-key lookup per match for every item of a page: 18 s at 100,000 events).
+    """
     if connection.vendor == "postgresql":
         sql = (
             "SELECT id FROM reviewer_event WHERE to_tsvector('simple', search_text || ' ' || search_note)"
@@ -176,7 +182,7 @@ def event_q(query: Query, prefix: str = "") -> Q:
         matching = RawSQL(sql, [query.tsquery()])
     else:
         matching = RawSQL("SELECT rowid FROM reviewer_event_fts WHERE reviewer_event_fts MATCH %s", [query.fts5()])
-    return Q(**{f"{prefix}id__in": matching})
+    return Q(In(F(f"{prefix}id") + Value(0), matching))
 
 
 def item_q(query: Query, prefix: str = "") -> Q:

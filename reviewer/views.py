@@ -128,7 +128,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     # The chips' counts summed over the selected values are the numbers of events and
     # items shown, so neither needs a count query of its own.
     chip_counts = _chip_counts(batch_filter)
-    paginator = Paginator(batch_filter.items(), settings.ITEMS_PER_PAGE)
+    paginator = Paginator(batch_filter.items(for_page=True), settings.ITEMS_PER_PAGE)
     paginator.count = _selected_total(chip_counts["status_chip_counts"], batch_filter.status)
     context.update(
         chip_counts,

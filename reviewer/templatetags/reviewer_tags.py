@@ -197,3 +197,24 @@ def share_range(interval) -> str:
         return "—"
     low, high = (share(value).removesuffix(" %") for value in interval)
     return f"{low}–{high} %"
+
+
+@register.simple_tag(takes_context=True)
+def event_row(context) -> str:
+    """The batch page's row for ``event`` (reviewer/event_rows.py), with the page's columns, role and filter."""
+    from reviewer import event_rows
+
+    batch_filter = context.get("filter")
+    return event_rows.render(
+        context["event"], columns=context.get("columns") or {}, can_review=bool(context.get("can_review")),
+        q=batch_filter.q if batch_filter else "", query_string=batch_filter.plain_query if batch_filter else "",
+        notice=context.get("notice") or "",
+    )  # fmt: skip
+
+
+@register.simple_tag
+def timeline(events, current, duration) -> str:
+    """A video's events on a strip (reviewer/event_rows.py): a mark per event, 500 a page."""
+    from reviewer import event_rows
+
+    return event_rows.timeline(events, current, duration)
