@@ -42,9 +42,10 @@ test-pg: install-dev
 	  *) echo "make test-pg: set DATABASE_URL=postgres://user:password@host:port/db (README, Testing)" >&2; exit 2;; esac
 	$(PY) -m pytest
 
-## Load test: the dashboard under gunicorn, 20 clients for 30 s (bench/load.py --help; LOAD_ARGS="--seconds 10").
-load: install
-	$(PY) bench/load.py $(LOAD_ARGS)
+## Load test: the dashboard under gunicorn, 20 clients for 30 s on the bench's 100,000-event batch
+## (bench/load.py; LOAD_ARGS="--seconds 10 --writes"). `make bench` runs it too, last.
+load: $(VENV)/.installed-bench
+	BENCH_PEER_PATH=$(VENV)/bench-peer $(PY) bench/run.py --only load $(LOAD_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

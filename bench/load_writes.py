@@ -32,11 +32,6 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 SYNC_BATCH = "load-sync"
 FAKE_KEY = "nm-load-" + os.urandom(8).hex()
-# An analysis of 650 characters: 220,000 events make a file just under the 200 MiB upload limit.
-FILLER = (
-    "The ego vehicle approaches the intersection at moderate speed while a pedestrian waits at the curb; "
-    "the light turns amber, the lead car brakes hard and the driver keeps a safe gap. "
-) * 4
 
 
 def probe_lock(stop: threading.Event, waits: list[float]) -> None:
@@ -63,36 +58,6 @@ class Decisions:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def write_import_file(path: Path, events: int, per_video: int = 10) -> int:
-    """A NomadicML batch analysis (the SDK's shape) of ``events`` events, written as it is built; returns its size."""
-    sys.path.insert(0, str(ROOT))
-    from tests.factories import nomadic_analysis, nomadic_event, nomadic_result
-
-    rng = random.Random(220)
-    head = json.dumps(nomadic_analysis("load-import", []))
-    with path.open("w") as out:
-        out.write(head[: head.rindex("[") + 1])  # everything up to the results array
-        for number in range(-(-events // per_video)):
-            count = min(per_video, events - number * per_video)
-            result = nomadic_result(
-                f"imp-{number:06d}",
-                [
-                    nomadic_event(
-                        rng.choice(("jaywalking", "near_miss", "hard_brake", "tailgating")),
-                        f"Event {k} of drive {number}",
-                        approval=rng.choice(("pending", "pending", "approved", "rejected")),
-                        t_start=f"00:{k * 5:02d}",
-                        t_end=f"00:{k * 5 + 3:02d}",
-                        aiAnalysis=FILLER[:650],
-                    )
-                    for k in range(count)
-                ],
-            )
-            out.write(("," if number else "") + json.dumps(result))
-        out.write("]}")
-    return path.stat().st_size
 
 
 def start_fakes(sync_events: int, per_video: int = 10) -> tuple[subprocess.Popen, str]:
@@ -258,12 +223,13 @@ def describe(run, queued_at: float) -> dict:
 
 def run_write_phase(url: str, cookies, tmp: Path, env: dict[str, str], args, batch_pk: int) -> dict:
     """Everything above, in order; returns the report's "writes" section."""
+    from bench import synthetic
     from reviewer.models import Event
 
     event_ids = list(Event.objects.filter(batch_id=batch_pk).values_list("pk", flat=True)[:5000])
     path = tmp / "load-import.json"
     began = time.monotonic()
-    size = write_import_file(path, args.import_events)
+    size = synthetic.write_nomadic_analysis(path, args.import_events)
     print(
         f"Wrote a {size / 1e6:.0f} MB import file of {args.import_events:,} events in {time.monotonic() - began:.0f} s."
     )

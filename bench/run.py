@@ -29,18 +29,34 @@ ROOT = Path(__file__).resolve().parent.parent
 if __name__ == "__main__":
     sys.path[0] = str(ROOT)  # run as a script: the repository, not bench/
 
-from bench.rows import ROWS, Row  # noqa: E402
+from bench.rows import GROUPS, ROWS, Row  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
 # Where `make bench` installs bench/requirements-peer.txt (the Makefile passes its own VENV).
 PEER_PATH = Path(os.environ.get("BENCH_PEER_PATH") or ROOT / ".venv" / "bench-peer").resolve()
 TL_KEY = "tlk_bench_0123456789abcdef"
 NM_KEY = "nmk_bench_0123456789abcdef"
-PAGE_COMBOS = [
-    {"name": "no filter", "query": {}},
-    {"name": "approval=pending", "query": {"approval": ["pending"]}},
-    {"name": "severity=critical+q=market+sort=severity", "query": {"severity": ["critical"], "q": "market",
-                                                                     "sort": "severity"}},
+BENCH_PASSWORD = "bench-" + "x7Kq2mPz9Lw4"  # a local throwaway database's staff login
+# The pages measured at 100,000 events and at 1,000 (a database of its own, same URLs):
+# every sort, the filters, first and last page; review mode; the batch list; search.
+PAGES = [
+    *[{"name": f"batch page, {name}, {'page 1' if page == 1 else 'last page'}", "query": query, "page": page}
+      for name, query in (
+          ("no filter", {}), ("approval=pending", {"approval": ["pending"]}),
+          ("severity=critical+category=near_miss", {"severity": ["critical"], "category": ["near_miss"]}),
+          ("decided=provider+status=completed", {"decided": ["provider"], "status": ["completed"]}),
+          ("q=market pedestrian", {"q": "market pedestrian"}),
+          ("sort=time", {"sort": "time"}), ("sort=severity", {"sort": "severity"}),
+          ("sort=confidence+approval=pending", {"sort": "confidence", "approval": ["pending"]}),
+          ("sort=video", {"sort": "video"}),
+      )
+      for page in (1, "last")],
+    {"name": "review mode, approval=pending", "review": True, "query": {"approval": ["pending"]}},
+    {"name": "review mode, severity=high+q=market", "review": True, "query": {"severity": ["high"], "q": "market"}},
+    {"name": "batch list (1,000 batches)", "path": "/"},
+    {"name": "search across batches, q=market", "path": "/search/?q=market"},
+    {"name": "search across batches, q=pedestrian market+approval=pending",
+     "path": "/search/?q=pedestrian+market&approval=pending"},
 ]  # fmt: skip
 
 
@@ -56,8 +72,12 @@ class Sizes:
     tl_floor_repeats: int = 3
     nm_floor_repeats: int = 2
     page_requests: int = 20  # timed requests per URL (p95 of 20 = the 19th fastest)
-    page_budget_seconds: float = 8.0  # ...or fewer (at least 5) once this runs out
+    page_budget_seconds: float = 3.0  # ...or fewer (at least 5) once this runs out
     export_repeats: int = 2
+    list_batches: int = 1000  # the batch list's workload (imported small batches)
+    small_list_batches: int = 60  # ...and in the 1,000-event database (a full first page of 50 too)
+    load_seconds: float = 30.0  # `make load`: 20 clients for 30 s
+    load_baseline_seconds: float = 12.0  # one client, the same mix: the single-client p95
 
     @property
     def small_events(self) -> int:
@@ -69,7 +89,8 @@ class Sizes:
 
 
 QUICK = replace(Sizes(), tl_items=100, nm_videos=500, mid_videos=100, tl_sync_repeats=1, tl_floor_repeats=1,
-                nm_floor_repeats=1, page_requests=5, export_repeats=1)  # fmt: skip
+                nm_floor_repeats=1, page_requests=5, export_repeats=1, list_batches=60, load_seconds=5,
+                load_baseline_seconds=3)  # fmt: skip
 
 
 STARTED = time.perf_counter()
@@ -86,10 +107,14 @@ def tl_batch_id(n: int) -> str:
 class Bench:
     """What the row groups call: each measurement runs once, in a fresh worker process, and is cached."""
 
-    def __init__(self, sizes: Sizes, profile_dir: Path | None, fake_urls: dict) -> None:
+    def __init__(self, sizes: Sizes, profile_dir: Path | None, fake_urls: dict, workdir: Path, load_args=None) -> None:
         self.sizes = sizes
         self.profile_dir = profile_dir
         self.fake_urls = fake_urls
+        self.workdir = workdir
+        self.load_args = load_args  # `make load`'s options (bench/load.py)
+        # The 1,000-event comparison: a database of its own (the batch list and search span every batch).
+        self.small_db = workdir / "small.sqlite3"
         self._cache: dict[tuple, object] = {}
         self.batches = {
             "twelvelabs": ("bench-tl", [tl_batch_id(n) for n in range(sizes.tl_sync_repeats)]),
@@ -114,9 +139,11 @@ class Bench:
 
     # --- plumbing ---
 
-    def worker(self, task: str, label: str | None = None, **kwargs: object) -> dict:
-        """Run ``bench/worker.py TASK`` in a fresh process and return its JSON result."""
+    def worker(self, task: str, label: str | None = None, *, db: Path | None = None, **kwargs: object) -> dict:
+        """Run ``bench/worker.py TASK`` in a fresh process (on ``db``, else the main database); its JSON result."""
         env = dict(os.environ)
+        if db is not None:
+            env["BENCH_DB"] = str(db)
         if self.profile_dir:
             env.update(BENCH_PROFILE_DIR=str(self.profile_dir), BENCH_PROFILE_LABEL=label or task)
         completed = subprocess.run(
@@ -178,15 +205,73 @@ class Bench:
 
         return self.once(("resync", provider), compute)
 
-    def page_timings(self, key: str) -> dict:
-        def compute() -> dict:
-            pk = self.batch_pk(key)
-            progress(f"batch page: {key} (batch {pk}), {len(PAGE_COMBOS)} filters x pages 1 and last")
-            return self.worker("batch_page", f"page-{key}", batch_pk=pk, combos=PAGE_COMBOS,
-                               requests=self.sizes.page_requests,
-                               budget_seconds=self.sizes.page_budget_seconds)  # fmt: skip
+    def small_database(self) -> Path:
+        """The 1,000-event batch and the small batches, alone in a database: what "at 1,000 events" means."""
 
-        return self.once(("page", key), compute)
+        def compute() -> Path:
+            progress("the 1,000-event database: migrate, first sync, list batches")
+            prepare_database(self.fake_urls, self.small_db)
+            self.worker("fetch_sync", "small-sync", db=self.small_db, source="bench-nm",
+                        batch_id=self.batches["nomadicml-1k"][1][0])  # fmt: skip
+            self.worker("list_batches", "small-list", db=self.small_db, count=self.sizes.small_list_batches, first=0)
+            return self.small_db
+
+        return self.once(("small_db",), compute)
+
+    def list_batches(self) -> dict:
+        def compute() -> dict:
+            progress(f"the batch list's {self.sizes.list_batches:,} batches (imports)")
+            return self.worker("list_batches", "list-batches", count=self.sizes.list_batches, first=0)
+
+        return self.once(("list_batches",), compute)
+
+    def pages(self) -> dict:
+        """Every page of PAGES at 100,000 events, then at 1,000 (each in a worker of its own)."""
+
+        def compute() -> dict:
+            for key in ("nomadicml", "nomadicml-1k"):
+                self.synced(key)
+            self.list_batches()
+            self.small_database()
+            measured = {}
+            for name, db, main in (("large", None, "bench-large"), ("small", self.small_db, "bench-small")):
+                progress(f"pages at {'100,000' if name == 'large' else '1,000'} events: {len(PAGES)} URLs")
+                measured[name] = self.worker("pages", f"pages-{name}", db=db, specs=PAGES, main=main,
+                                             requests=self.sizes.page_requests,
+                                             budget_seconds=self.sizes.page_budget_seconds)  # fmt: skip
+            return measured
+
+        return self.once(("pages",), compute)
+
+    def load(self) -> dict:
+        """`make load` (bench/load.py) on the 100,000-event batch; its report also goes to bench/load-results.json."""
+
+        def compute() -> dict:
+            from bench import load
+
+            self.synced("nomadicml")
+            args, sizes = self.load_args, self.sizes
+            seconds = args.seconds or sizes.load_seconds
+            progress(f"load: gunicorn, one client for {sizes.load_baseline_seconds:g} s, then {args.clients} clients "
+                     f"for {seconds:g} s")  # fmt: skip
+            report = load.measure(args, seconds, sizes.load_baseline_seconds, "bench", BENCH_PASSWORD)
+            load.RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+            load.print_table(report)
+            if report["writes"] is not None:
+                from bench import load_writes
+
+                load_writes.print_writes(report["writes"])
+            return report
+
+        return self.once(("load",), compute)
+
+    def insert_floor(self, provider: str) -> dict:
+        def compute() -> dict:
+            pk = self.batch_pk(provider)
+            progress(f"insert floor: the {provider} batch's rows again with executemany (rolled back)")
+            return self.worker("insert_floor", f"insert-floor-{provider}", batch_pk=pk)
+
+        return self.once(("insert_floor", provider), compute)
 
     def insights(self, key: str) -> dict:
         def compute() -> dict:
@@ -236,8 +321,14 @@ class Bench:
 # --- setup ---------------------------------------------------------------------------------
 
 
-def prepare_database(fake_urls: dict) -> None:
-    """Migrate the bench database; add the two sources (pointing at the fakes) and a staff user."""
+def prepare_database(fake_urls: dict, db: Path | None = None) -> None:
+    """Migrate a bench database (``db``, else BENCH_DB); add the two sources (pointing at the fakes) and a staff user.
+
+    In a process of its own: Django connects to one database per process here.
+    """
+    if db is not None:
+        subprocess.run([sys.executable, __file__, "--prepare", str(db), json.dumps(fake_urls)], check=True, cwd=ROOT)
+        return
     from bench import django_env
 
     django_env.setup()
@@ -255,7 +346,7 @@ def prepare_database(fake_urls: dict) -> None:
                 viewer_base_url="https://app.nomadicml.com")  # fmt: skip
     nm.set_api_key(NM_KEY)
     nm.save()
-    User.objects.create_user("bench", is_staff=True)
+    User.objects.create_user("bench", password=BENCH_PASSWORD, is_staff=True)  # the load test logs in as a browser does
     connection.close()
 
 
@@ -319,19 +410,30 @@ def table(rows: list[Row]) -> str:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--prepare"]:  # prepare_database(urls, db) in a fresh process
+        os.environ["BENCH_DB"] = sys.argv[2]
+        prepare_database(json.loads(sys.argv[3]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes: checks the bench, not the targets")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="profile every step with pyinstrument into DIR")
     parser.add_argument("--keep", action="store_true", help="keep the temporary database directory")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--only", metavar="GROUPS", help=f"comma-separated row groups ({', '.join(GROUPS)})")
+    from bench import load
+
+    load.add_arguments(parser)
     args = parser.parse_args()
+    groups = [GROUPS[name] for name in args.only.split(",")] if args.only else ROWS
+    if args.only and not set(args.only.split(",")) <= set(GROUPS):
+        parser.error(f"--only: unknown group; choose from {', '.join(GROUPS)}")
 
     sizes = QUICK if args.quick else Sizes()
     workdir = Path(tempfile.mkdtemp(prefix="reviewer-bench-"))
     os.environ["BENCH_DB"] = str(workdir / "bench.sqlite3")
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
-    bench = Bench(sizes, args.profile.resolve() if args.profile else None, {})
+    bench = Bench(sizes, args.profile.resolve() if args.profile else None, {}, workdir, load_args=args)
     server = None
     try:
         progress(f"generating the synthetic batches and starting the fakes (database in {workdir})")
@@ -340,7 +442,7 @@ def main() -> int:
         progress(f"fakes ready in {urls['generated_seconds']} s: {urls['twelvelabs']}, {urls['nomadicml']}")
         prepare_database(urls)
         rows: list[Row] = []
-        for group in ROWS:
+        for group in groups:
             rows.extend(group(bench))
     finally:
         if server is not None:

@@ -93,3 +93,53 @@ def twelvelabs_lines(count: int, segments_per_item: int, *, seed: int = 2) -> li
 def jsonl_size(lines: list[dict]) -> int:
     """Bytes of a results stream (for the report)."""
     return sum(len(json.dumps(line).encode()) + 1 for line in lines)
+
+
+# --- Files to import (the SDK's batch-analysis JSON shape) ------------------------------
+
+# An analysis of 650 characters: 220,000 events make a file just under the 200 MiB upload limit.
+FILLER = (
+    "The ego vehicle approaches the intersection at moderate speed while a pedestrian waits at the curb; "
+    "the light turns amber, the lead car brakes hard and the driver keeps a safe gap. "
+) * 4
+
+
+def write_nomadic_analysis(path, events: int, per_video: int = 10, *, batch_id: str = "load-import") -> int:
+    """A NomadicML batch analysis of ``events`` events, written to ``path`` as it is built; returns its size."""
+    from tests.factories import nomadic_analysis, nomadic_event, nomadic_result
+
+    rng = random.Random(220)
+    head = json.dumps(nomadic_analysis(batch_id, []))
+    with path.open("w") as out:
+        out.write(head[: head.rindex("[") + 1])  # everything up to the results array
+        for number in range(-(-events // per_video)):
+            count = min(per_video, events - number * per_video)
+            result = nomadic_result(
+                f"imp-{number:06d}",
+                [
+                    nomadic_event(
+                        rng.choice(KINDS[:4]), f"Event {k} of drive {number}",
+                        approval=rng.choice(("pending", "pending", "approved", "rejected")),
+                        t_start=f"00:{k * 5:02d}", t_end=f"00:{k * 5 + 3:02d}", aiAnalysis=FILLER[:650],
+                    )
+                    for k in range(count)
+                ],
+            )  # fmt: skip
+            out.write(("," if number else "") + json.dumps(result))
+        out.write("]}")
+    return path.stat().st_size
+
+
+def small_analysis(batch_id: str, seed: int, events: int = 4) -> bytes:
+    """A small NomadicML batch analysis (the batch list's thousand batches): one video, ``events`` events."""
+    from tests.factories import nomadic_analysis, nomadic_event, nomadic_result
+
+    rng = random.Random(seed)
+    found = [
+        nomadic_event(kind, f"{kind.replace('_', ' ')} on {street}", approval=rng.choice(("pending", "approved")),
+                      t_start=f"00:{k * 5:02d}", t_end=f"00:{k * 5 + 3:02d}", aiAnalysis=_analysis(rng, kind, street))
+        for k in range(events)
+        for kind, street in [(rng.choice(KINDS), rng.choice(STREETS))]
+    ]  # fmt: skip
+    prompt = f"Flag every {rng.choice(KINDS).replace('_', ' ')} near {rng.choice(STREETS)}"
+    return json.dumps(nomadic_analysis(batch_id, [nomadic_result(f"{batch_id}-v", found)], prompt=prompt)).encode()

@@ -163,44 +163,142 @@ def _last_page(batch_pk: int, query: dict) -> int:
     return max(1, math.ceil(batch_filter.item_queryset().count() / settings.ITEMS_PER_PAGE))
 
 
-@task
-def batch_page(batch_pk: int, combos: list[dict], requests: int, budget_seconds: float) -> dict:
-    """p50/p95 of ``GET /batches/<pk>/`` per filter combination, pages 1 and last, and its query count.
+def _page_path(spec: dict, main: str) -> str:
+    """The URL of a page spec: a batch page (a filter, page 1 or "last"), review mode, or a plain path."""
+    from reviewer.models import Batch
 
-    Each URL is requested once under CaptureQueriesContext (the count; also a warm-up),
-    then ``requests`` times timed, or fewer when ``budget_seconds`` runs out (at least 5).
+    if "path" in spec:
+        return spec["path"]
+    pk = Batch.objects.get(provider_batch_id=main).pk
+    query = dict(spec.get("query", {}))
+    if spec.get("review"):
+        return f"/batches/{pk}/review?" + urlencode(query, doseq=True)
+    page = _last_page(pk, query) if spec.get("page") == "last" else 1
+    return f"/batches/{pk}/?" + urlencode({**query, "page": page}, doseq=True)
+
+
+class _Statements:
+    """The SQL statements a request runs (execute_wrapper), to be run again raw: its database floor."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object]] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        if not many:
+            self.seen.append((sql, params))
+        return execute(sql, params, many, context)
+
+    def replay_seconds(self) -> float:
+        """Each SELECT again with a raw cursor, every row fetched: what the database itself takes."""
+        from django.db import connection
+
+        connection.ensure_connection()
+        with connection.cursor() as cursor, Timer() as timer:
+            for sql, params in self.seen:
+                if sql.lstrip().upper().startswith("SELECT"):
+                    cursor.execute(sql, params)
+                    cursor.fetchall()
+        return timer.seconds
+
+
+@task
+def pages(specs: list[dict], main: str, requests: int, budget_seconds: float) -> dict:
+    """p50/p95 of each page beside its own SQL time (the same statements run again raw, right after), and its queries.
+
+    ``main``: the provider id of the batch the batch-page specs name. Each URL is
+    requested once untimed (a warm-up; it also counts the queries), then ``requests``
+    times, or fewer (at least 5) once ``budget_seconds`` ran out.
     """
     _django()
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     client = _staff_client()
-    results = []
-    for combo in combos:
-        last = _last_page(batch_pk, combo["query"])
-        for which, page in (("first", 1), ("last", last)):  # the same page twice when there is one
-            url = f"/batches/{batch_pk}/?" + urlencode({**combo["query"], "page": page}, doseq=True)
-            with CaptureQueriesContext(connection) as queries:
-                response = client.get(url)
-            query_count = len(queries.captured_queries)  # now: the next request_started clears the log
-            if response.status_code != 200:
-                raise SystemExit(f"GET {url} answered {response.status_code}")
-            times: list[float] = []
-            deadline = time.perf_counter() + budget_seconds
-            while len(times) < requests and (len(times) < 5 or time.perf_counter() < deadline):
+    results = {}
+    for spec in specs:
+        url = _page_path(spec, main)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+        query_count = len(queries.captured_queries)  # now: the next request_started clears the log
+        if response.status_code != 200:
+            raise SystemExit(f"GET {url} answered {response.status_code}")
+        times, sql_times = [], []
+        deadline = time.perf_counter() + budget_seconds
+        while len(times) < requests and (len(times) < 5 or time.perf_counter() < deadline):
+            statements = _Statements()
+            with connection.execute_wrapper(statements):
                 started = time.perf_counter()
                 response = client.get(url)
                 times.append(time.perf_counter() - started)
-                assert response.status_code == 200
-            results.append({
-                "combo": combo["name"], "which": which, "page": page, "last_page": last, "url": url,
-                "queries": query_count, "n": len(times),
-                "p50_ms": percentile(times, 0.5) * 1000, "p95_ms": percentile(times, 0.95) * 1000,
-                "bytes": len(response.content),
-            })  # fmt: skip
-            log(f"{combo['name']} page {page}/{last}: p95 {results[-1]['p95_ms']:.0f} ms, "
-                f"{results[-1]['queries']} queries, n={len(times)}")  # fmt: skip
-    return {"pages": results}
+            assert response.status_code == 200
+            sql_times.append(statements.replay_seconds())
+        results[spec["name"]] = {
+            "url": url, "queries": query_count, "n": len(times), "bytes": len(response.content),
+            "p50_ms": percentile(times, 0.5) * 1000, "p95_ms": percentile(times, 0.95) * 1000,
+            "sql_p50_ms": percentile(sql_times, 0.5) * 1000, "sql_p95_ms": percentile(sql_times, 0.95) * 1000,
+        }  # fmt: skip
+        entry = results[spec["name"]]
+        log(f"{spec['name']}: p95 {entry['p95_ms']:.0f} ms, its SQL {entry['sql_p95_ms']:.0f} ms, "
+            f"{entry['queries']} queries")  # fmt: skip
+    return results
+
+
+@task
+def list_batches(count: int, first: int) -> dict:
+    """``count`` small NomadicML batches imported through the product's import (the batch list's workload)."""
+    _django()
+    from bench import synthetic
+    from reviewer import importers
+
+    with Timer() as timer:
+        for number in range(first, first + count):
+            data = synthetic.small_analysis(f"list-{number:05d}", seed=number)
+            run = importers.import_file(io.BytesIO(data), name=f"list-{number:05d}.json")
+            if run.outcome != "succeeded":
+                raise SystemExit(f"import of a list batch failed: {run.error}")
+    return {"seconds": timer.seconds, "batches": count}
+
+
+@task
+def insert_floor(batch_pk: int) -> dict:
+    """The rows a first sync wrote for the batch, inserted again with executemany into the same tables, rolled back.
+
+    The database's own floor for those rows (indexes and the search index's triggers
+    included); the sync's time over it is what the product spends besides writing.
+    """
+    _django()
+    from django.db import connection, transaction
+
+    from reviewer.models import Event, Item
+
+    def rows(model, **where) -> tuple[str, list]:
+        fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+        names = [field.attname for field in fields]
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+        sql = f"INSERT INTO {model._meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {columns} FROM {model._meta.db_table} WHERE {' AND '.join(where)}",
+                           list(where.values()))  # fmt: skip
+            values = [list(row) for row in cursor.fetchall()]
+        return sql, values, names
+
+    item_sql, items, item_names = rows(Item, **{"batch_id = %s": batch_pk})
+    event_sql, events, event_names = rows(Event, **{"batch_id = %s": batch_pk})
+    name_at, item_at = item_names.index("provider_item_id"), event_names.index("item_id")
+    originals = dict(Item.objects.filter(batch_id=batch_pk).values_list("pk", "provider_item_id"))
+    for values in items:  # the copies must not collide with the originals (unique per batch)
+        values[name_at] += "-copy"
+    with Timer() as timer, transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.executemany(item_sql, items)
+            # As a load does: the new items' ids, read back, for their events.
+            cursor.execute("SELECT provider_item_id, id FROM reviewer_item WHERE batch_id = %s", [batch_pk])
+            copies = {name.removesuffix("-copy"): pk for name, pk in cursor.fetchall() if name.endswith("-copy")}
+            for values in events:
+                values[item_at] = copies[originals[values[item_at]]]
+            cursor.executemany(event_sql, events)
+        transaction.set_rollback(True)  # a measurement: nothing stays
+    return {"seconds": timer.seconds, "items": len(items), "events": len(events)}
 
 
 @task
