@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.http import (
     FileResponse,
     Http404,
@@ -40,6 +40,7 @@ from reviewer.models import (
     Approval,
     Batch,
     Event,
+    Item,
     Loading,
     Provider,
     ReasonCode,
@@ -556,47 +557,61 @@ def _focus_context(request, batch_filter: filters.BatchFilter, event: Event | No
         **(_player_context(event) if event else {}),
         "batch": batch_filter.batch, "filter": batch_filter, "event": event,
         "preload": preload, "notice": notice, "can_review": can_review(request.user),
-        "pending_count": _to_review(batch_filter, events).count(), "total_count": events.count(),
+        **events.aggregate(pending_count=Count("pk", filter=_to_review(batch_filter)), total_count=Count("pk")),
     }  # fmt: skip
 
 
-def _to_review(batch_filter: filters.BatchFilter, events):
+def _to_review(batch_filter: filters.BatchFilter) -> Q:
     """What review mode shows first and counts as pending: pending events.
 
     In a sample, every event a person has not decided: an event only the provider approved
     must be judged too, or the estimate would count the provider's decisions as a person's.
     """
-    if batch_filter.sample:
-        return events.filter(decided_at__isnull=True)
-    return events.filter(approval=Approval.PENDING)
-
-
-# Review mode's order of events under a filter: the page's provider order.
-_FOCUS_ORDER = ["item__position", "item_id", "position", "pk"]
+    return Q(decided_at__isnull=True) if batch_filter.sample else Q(approval=Approval.PENDING)
 
 
 def _next_event(
     batch_filter: filters.BatchFilter, *, after: Event | None, pending_only=False, backwards=False
 ) -> Event | None:
-    """The event after (or before) ``after`` in _FOCUS_ORDER, wrapping around; None when none is left."""
-    events = batch_filter.events()
-    if pending_only:
-        events = _to_review(batch_filter, events)
-    events = events.order_by(*(f"-{name}" if backwards else name for name in _FOCUS_ORDER))
+    """The event after (or before) ``after`` in the page's provider order, wrapping around; None when none is left.
+
+    The order: item position, item, event position, event. Found by walking the items in
+    order (their index) to the first holding a matching event, each looked up by its item
+    (the item's index: with the batch's approval index, SQLite scanned every pending event
+    for every item). Sorting 50,000 pending events to take one took 75 ms a card.
+    """
+    if batch_filter.batch.loading:
+        return None
+    condition = batch_filter.event_q() & (_to_review(batch_filter) if pending_only else Q())
+    items = Item.objects.filter(batch=batch_filter.batch)
+    if batch_filter.status:
+        items = items.filter(status__in=batch_filter.status)
     if after is None:
-        return events.first()
+        return _first_in_order(items, condition, backwards)
     key = (after.item.position, after.item_id, after.position, after.pk)
-    return events.filter(_beyond(key, backwards)).first() or events.exclude(pk=after.pk).first()
+    return _first_in_order(items, condition, backwards, after=key) or _first_in_order(
+        items, condition & ~Q(pk=after.pk), backwards
+    )
 
 
-def _beyond(key: tuple, backwards: bool) -> Q:
-    """Rows strictly after ``key`` in _FOCUS_ORDER (before, if backwards)."""
-    op = "lt" if backwards else "gt"
-    condition = Q()
-    for index, name in enumerate(_FOCUS_ORDER):
-        equal = dict(zip(_FOCUS_ORDER[:index], key[:index], strict=True))
-        condition |= Q(**equal, **{f"{name}__{op}": key[index]})
-    return condition
+def _first_in_order(items, condition: Q, backwards: bool, after: tuple | None = None) -> Event | None:
+    op, sign = ("lt", "-") if backwards else ("gt", "")
+    event_order = (f"{sign}position", f"{sign}pk")
+    if after is not None:
+        item_position, item_id, position, pk = after
+        rest_of_item = Q(**{f"position__{op}": position}) | Q(position=position, **{f"pk__{op}": pk})
+        if event := Event.objects.filter(condition, rest_of_item, item_id=item_id).order_by(*event_order).first():
+            return event
+        items = items.filter(
+            Q(**{f"position__{op}": item_position}) | Q(position=item_position, **{f"pk__{op}": item_id})
+        )
+    item_id = (
+        items.filter(Exists(Event.objects.filter(condition, item_id=OuterRef("pk"))))
+        .order_by(f"{sign}position", f"{sign}pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return None if item_id is None else Event.objects.filter(condition, item_id=item_id).order_by(*event_order).first()
 
 
 def _columns(batch: Batch, reviewer: bool) -> dict:

@@ -1,4 +1,4 @@
-"""Screenshots of the batch page, review mode, activity, insights, API tokens and a webhook, light and dark, desktop and phone.
+"""Screenshots of the batch page, review mode, activity, insights, search, API tokens and a webhook, light and dark, desktop and phone.
 
     .venv/bin/python docs/screenshots/take.py            # writes docs/screenshots/*.png
     .venv/bin/python docs/screenshots/take.py --out /tmp/shots --all
@@ -168,6 +168,10 @@ def shoot(base: str, out: Path, *, everything: bool) -> None:
             page.goto(base + f"/batches/{batch_pk}/insights")
             settle(page)
             page.screenshot(path=out / f"insights-{look}.png", full_page=True)
+
+            page.goto(base + "/search/?q=pedestrian+cross")
+            settle(page)
+            page.screenshot(path=out / f"search-{look}.png", full_page=True)
 
             page.goto(base + "/account/tokens/")
             page.fill("input[name=name]", f"training pipeline ({look})")
