@@ -507,6 +507,9 @@ class Event(models.Model):
             # Used by the approval filter and the approval counters.
             models.Index(fields=["batch", "approval"], name="event_batch_approval"),
             models.Index(fields=["item", "position"], name="event_item_position"),
+            # The severity and category filters and their counts, without a scan of the batch.
+            models.Index(fields=["batch", "severity"], name="event_batch_severity"),
+            models.Index(fields=["batch", "category"], name="event_batch_category"),
         ]
 
     def __str__(self) -> str:
@@ -573,7 +576,11 @@ class Decision(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["batch", "user", "-created_at"], name="decision_batch_user_recent")]
+        indexes = [
+            models.Index(fields=["batch", "user", "-created_at"], name="decision_batch_user_recent"),
+            # The batch's latest decision, on every batch page and the list (Batch.with_last_decision).
+            models.Index(fields=["batch", "-created_at", "-id"], name="decision_batch_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_approval} → {self.to_approval}"
