@@ -474,7 +474,7 @@ def timeline_events(item) -> list[Event]:
     """The events of one video for its timeline, in time order (at most 500: a strip has no room for more)."""
     return list(
         item.events.order_by(F("start_seconds").asc(nulls_last=True), "position").only(
-            "id", "item_id", "start_seconds", "end_seconds", "approval", "label", "category"
+            "id", "item_id", "start_seconds", "end_seconds", "t_start", "t_end", "approval", "label", "category"
         )[:500]
     )
 

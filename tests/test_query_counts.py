@@ -1,0 +1,55 @@
+"""The pages run a fixed number of queries, whatever the number of batches, videos and events."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from reviewer import fetch
+from reviewer.models import Batch
+from tests.fakes import nomadicml as nm
+
+pytestmark = pytest.mark.django_db
+
+
+def _videos(count: int, events: int) -> list[dict]:
+    return [
+        nm.video(f"v{n}", [nm.ui_event("near_miss", 5.0 * k, 5.0 * k + 2, f"market pedestrian {k}",
+                                       approval="pending" if k % 2 else None) for k in range(events)])
+        for n in range(count)
+    ]  # fmt: skip
+
+
+def _sync(nomadic_source, nomadic_fake, batch_id: str, videos: int, events: int) -> Batch:
+    nomadic_fake.add_batch(batch_id, _videos(videos, events))
+    assert fetch.fetch_batch(nomadic_source, batch_id).outcome == "succeeded"
+    return Batch.objects.get(provider_batch_id=batch_id)
+
+
+def _queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(captured.captured_queries)
+
+
+PAGES = [
+    "/batches/{pk}/", "/batches/{pk}/?page=2", "/batches/{pk}/?approval=pending&sort=confidence",
+    "/batches/{pk}/?q=market+pedes&sort=severity", "/batches/{pk}/?severity=medium&sort=time",
+    "/batches/{pk}/?sort=video&decided=provider", "/batches/{pk}/review", "/batches/{pk}/review?approval=pending",
+    "/batches/{pk}/insights", "/", "/search/?q=market+pedestrian", "/search/?q=market&approval=pending",
+]  # fmt: skip
+
+
+def test_every_page_runs_as_many_queries_for_a_large_batch_as_for_a_small_one(
+    nomadic_source, nomadic_fake, staff_client
+):
+    small = _sync(nomadic_source, nomadic_fake, "small", videos=30, events=2)
+    small_counts = {url: _queries(staff_client, url.format(pk=small.pk)) for url in PAGES}
+    large = _sync(nomadic_source, nomadic_fake, "large", videos=60, events=12)
+    for number in range(3):  # more batches for the list and the search
+        _sync(nomadic_source, nomadic_fake, f"more-{number}", videos=2, events=3)
+    large_counts = {url: _queries(staff_client, url.format(pk=large.pk)) for url in PAGES}
+    assert large_counts == small_counts
+    assert max(large_counts.values()) <= 16, large_counts
