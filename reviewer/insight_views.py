@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,10 +24,11 @@ from django.views.decorators.http import require_GET, require_POST
 from reviewer import activity, charts, quality, sampling
 from reviewer.exporters import safe_file_name
 from reviewer.filters import ExplainedForm
-from reviewer.models import Approval, Batch, Loading, Sample, SecondReview, SecondReviewItem
+from reviewer.models import Approval, Batch, Decision, Loading, Sample, SecondReview, SecondReviewItem
 from reviewer.views import REVIEWER_GROUP, reviewer_required
 
 TABLE_ROWS = 200  # groups shown in a table (the largest first; the CSV has them all: 5,000 videos would be a slow page)
+NUMBERS_SECONDS = 600  # the aggregates' cache (see _numbers_key: any decision or sync makes a new key)
 PACE_WINDOW = timedelta(days=30)  # throughput across all batches: the last 30 days (a whole history is unbounded)
 
 GROUP_LABELS = {
@@ -77,24 +80,15 @@ def _insights(request: HttpRequest, batch: Batch | None) -> HttpResponse:
     if options is None:
         context["error"] = form.error_message()
         return render(request, "reviewer/insights.html", context, status=400)
-    events = quality.shown_events(batch)
-    rows = quality.table(events, options["by"])
-    by_confidence = quality.table(events, "confidence")
-    threshold_events = events.filter(category=options["category"]) if options["category"] else events
-    threshold_rows = quality.thresholds(threshold_events)
+    key = _numbers_key(batch, options)
+    numbers = cache.get(key)
+    if numbers is None:
+        numbers = _numbers(batch, options)
+        cache.set(key, numbers, NUMBERS_SECONDS)
     context.update(
+        numbers,
         options=options,
-        overall=quality.overall(events),
-        rows=rows[:TABLE_ROWS],
-        rows_total=len(rows),
-        chart=charts.interval_chart(rows),
-        by_confidence=by_confidence,
-        confidence_chart=charts.interval_chart(by_confidence),
-        thresholds=threshold_rows,
-        threshold_chart=charts.threshold_chart(threshold_rows),
-        recommended=quality.lowest_threshold_for(threshold_rows, options["target"]),
         pace=activity.pace(batch) if batch is not None else activity.pace(None, since=timezone.now() - PACE_WINDOW),
-        progress=_progress(events),
         groups=quality.BATCH_GROUPS if batch is not None else quality.ALL_GROUPS,
     )
     second_reviews = SecondReview.objects.filter(batch=batch) if batch else SecondReview.objects.all()
@@ -106,10 +100,41 @@ def _insights(request: HttpRequest, batch: Batch | None) -> HttpResponse:
             samples=batch.samples.select_related("created_by")[:20], sample_form=SampleForm(),
             second_reviews=second_reviews.select_related("reviewer")[:20], second_form=SecondReviewForm(),
         )  # fmt: skip
-    if batch is None:
-        context["trend"] = quality.table(events, "week")
-        context["trend_chart"] = charts.interval_chart(context["trend"], max_rows=52)
     return render(request, "reviewer/insights.html", context)
+
+
+def _numbers(batch: Batch | None, options: dict) -> dict:
+    """The page's aggregates: about 15 queries over every event (600 ms at 100,000 events)."""
+    events = quality.shown_events(batch)
+    rows = quality.table(events, options["by"])
+    by_confidence = quality.table(events, "confidence")
+    threshold_events = events.filter(category=options["category"]) if options["category"] else events
+    threshold_rows = quality.thresholds(threshold_events)
+    numbers = {
+        "overall": quality.overall(events), "rows": rows[:TABLE_ROWS], "rows_total": len(rows),
+        "chart": charts.interval_chart(rows), "by_confidence": by_confidence,
+        "confidence_chart": charts.interval_chart(by_confidence), "thresholds": threshold_rows,
+        "threshold_chart": charts.threshold_chart(threshold_rows),
+        "recommended": quality.lowest_threshold_for(threshold_rows, options["target"]), "progress": _progress(events),
+    }  # fmt: skip
+    if batch is None:
+        numbers["trend"] = quality.table(events, "week")
+        numbers["trend_chart"] = charts.interval_chart(numbers["trend"], max_rows=52)
+    return numbers
+
+
+def _numbers_key(batch: Batch | None, options: dict) -> str:
+    """A cache key that changes with every decision (its newest row) and every sync of what the page counts.
+
+    The numbers change only then, so a page opened again, or by a colleague, is not
+    counted again; a decision, an undo or a sync makes a new key.
+    """
+    decisions = Decision.objects.filter(batch=batch) if batch is not None else Decision.objects.all()
+    newest = decisions.order_by("-created_at", "-id").values_list("pk", flat=True).first()  # an index
+    batches = Batch.objects.filter(pk=batch.pk) if batch is not None else Batch.objects.all()
+    synced = batches.aggregate(synced=Max("last_synced_at"), count=Count("pk"))
+    parts = [batch.pk if batch else "all", newest, synced["synced"], synced["count"], sorted(options.items())]
+    return "insights:" + hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def _progress(events) -> dict:

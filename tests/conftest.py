@@ -36,6 +36,14 @@ def viewer_client(client, viewer):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: ids are reused after a rollback, and cached numbers must not leak."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def worker_keeps_the_test_connection(monkeypatch):
     """Let ``manage.py db_worker`` run inside a test's transaction, on every database.
 
