@@ -75,6 +75,32 @@ def add_arguments(parser) -> None:
     group.add_argument("--write-timeout", type=float, default=900.0, help="seconds the import and sync may take")
 
 
+def production_environment(tmp: Path) -> dict[str, str]:
+    """The production settings through their environment variables (README, "Settings"), on a database in ``tmp``.
+
+    With STATIC_ROOT in ``tmp`` (run collectstatic first). tests/test_gunicorn_upload.py serves the upload with it.
+    """
+    env = dict(os.environ)
+    for name in ("ENCRYPTION_KEY", "CSRF_TRUSTED_ORIGINS", "DJANGO_SETTINGS_MODULE"):
+        env.pop(name, None)
+    env.update(
+        DEBUG="0",
+        SECRET_KEY="load-test-only-" + os.urandom(16).hex(),
+        ALLOWED_HOSTS="127.0.0.1",
+        DATABASE_URL=f"sqlite:///{tmp / 'load.sqlite3'}",
+        MEDIA_ROOT=str(tmp / "media"),  # uploads and stored thumbnails: not in the checkout
+        SECURE_COOKIES="0",  # plain http on 127.0.0.1: Secure cookies would never be sent back
+        SSL_REDIRECT="0",
+        LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="load_settings",
+        PYTHONPATH=os.pathsep.join([str(tmp), str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    )
+    (tmp / "load_settings.py").write_text(
+        f"from reviewer.settings import *  # noqa\nSTATIC_ROOT = {str(tmp / 'static')!r}\n"
+    )
+    return env
+
+
 def environment() -> dict[str, str]:
     """gunicorn's environment: the bench settings (production settings, DEBUG off) on the bench database."""
     env = dict(os.environ)

@@ -5,6 +5,7 @@ Every view needs a login (LoginRequiredMiddleware); actions check the role too.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from functools import wraps
 
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
@@ -53,6 +55,7 @@ from reviewer.models import (
 from reviewer.providers.http import ProviderError
 
 REVIEWER_GROUP = "reviewer"
+PAGE_NUMBERS_SECONDS = 600  # the batch page's counts and order (_page_numbers: a decision or a sync makes a new key)
 
 # A database id or count from a request: a Django field, not str.isdigit() ("²".isdigit() is true,
 # int("²") fails) and bounded, so a 30-digit value is no OverflowError in the database driver.
@@ -126,14 +129,12 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
         template = "reviewer/batch_detail.html#results" if request.htmx else "reviewer/batch_detail.html"
         return render(request, template, context, status=400)
 
-    # The chips' counts summed over the selected values are the numbers of events and
-    # items shown, so neither needs a count query of its own.
-    chip_counts = _chip_counts(batch_filter)
-    paginator = Paginator(batch_filter.items(for_page=True), settings.ITEMS_PER_PAGE)
-    paginator.count = _selected_total(chip_counts["status_chip_counts"], batch_filter.status)
+    chip_counts, item_ids = _page_numbers(batch, batch_filter)
+    page = Paginator(item_ids, settings.ITEMS_PER_PAGE).get_page(batch_filter.page)
+    page.object_list = batch_filter.page_items(list(page.object_list))
     context.update(
         chip_counts,
-        page=paginator.get_page(batch_filter.page),
+        page=page,
         shown_event_count=_selected_total(chip_counts["approval_chip_counts"], batch_filter.approval),
         last_run=batch.sync_runs.first(),
         can_review=can_review(request.user),
@@ -623,6 +624,24 @@ def _columns(batch: Batch, reviewer: bool) -> dict:
 
 def _event_for_row(pk: int) -> Event:
     return Event.objects.select_related("decided_by", "item").get(pk=pk)
+
+
+def _page_numbers(batch: Batch, batch_filter: filters.BatchFilter) -> tuple[dict, list[int]]:
+    """The chips' counts and the ids of every item shown, in order: cached until the batch's next decision or sync.
+
+    Both count or sort every event the filter matches (ordering by severity or
+    confidence aggregates the whole batch: 150 ms at 100,000 events), and both change
+    only with a decision (the batch's newest, ``with_last_decision``) or a sync. The page's
+    items and events themselves are read fresh every time.
+    """
+    parts = (batch.pk, batch.last_decided_at, batch.last_synced_at, batch.loading, batch_filter.plain_query)
+    key = "batch-page:" + hashlib.sha256(repr(parts).encode()).hexdigest()
+    numbers = cache.get(key)
+    if numbers is None:
+        ordered = batch_filter.ordered(batch_filter.item_queryset())
+        numbers = (_chip_counts(batch_filter), list(ordered.values_list("pk", flat=True)))
+        cache.set(key, numbers, PAGE_NUMBERS_SECONDS)
+    return numbers
 
 
 def _chip_counts(batch_filter: filters.BatchFilter) -> dict[str, dict[str, int]]:

@@ -21,6 +21,7 @@ from bench import load
 pytestmark = pytest.mark.django_db  # the suite's own database is not used; this keeps pytest-django's order
 
 LIMIT = 200 * 1024 * 1024
+USERNAME, PASSWORD = "uploader", "upload-" + os.urandom(8).hex()
 
 
 def write_file_of(path: Path, size: int) -> None:
@@ -37,11 +38,11 @@ def write_file_of(path: Path, size: int) -> None:
 
 
 def test_a_200_mb_upload_finishes_under_the_readme_gunicorn_command(tmp_path):
-    env = load.environment(tmp_path)
+    env = load.production_environment(tmp_path)
     manage = [sys.executable, "manage.py"]
     for command in (["migrate", "--no-input", "-v0"], ["collectstatic", "--no-input", "-v0"]):
         subprocess.run([*manage, *command], cwd=load.ROOT, env=env, check=True)
-    create = f"from django.contrib.auth.models import User, Group; u = User.objects.create_user({load.USERNAME!r}, password={load.PASSWORD!r}); u.groups.add(Group.objects.get(name='reviewer'))"  # noqa: E501
+    create = f"from django.contrib.auth.models import User, Group; u = User.objects.create_user({USERNAME!r}, password={PASSWORD!r}); u.groups.add(Group.objects.get(name='reviewer'))"  # noqa: E501
     subprocess.run([*manage, "shell", "-c", create], cwd=load.ROOT, env=env, check=True)
     upload = tmp_path / "big-upload.json"
     write_file_of(upload, LIMIT - 1024)
@@ -50,7 +51,7 @@ def test_a_200_mb_upload_finishes_under_the_readme_gunicorn_command(tmp_path):
     server.start()
     try:
         session = requests.Session()
-        session.cookies.update(load.log_in(server.url))
+        session.cookies.update(load.log_in(server.url, USERNAME, PASSWORD))
         began = time.monotonic()
         with upload.open("rb") as binary:
             response = session.post(

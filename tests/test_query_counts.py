@@ -70,3 +70,24 @@ def test_the_insights_page_counts_again_after_a_decision_or_a_sync(nomadic_sourc
     nomadic_fake.add_batch("cached", _videos(3, 4))
     assert fetch.fetch_batch(nomadic_source, "cached").outcome == "succeeded"
     assert _queries(staff_client, url) == first  # a sync: counted again
+
+
+def test_the_batch_page_follows_a_decision_and_a_sync_made_after_it_was_shown(
+    nomadic_source, nomadic_fake, staff_client, staff
+):
+    """Its counts and order are cached (reviewer/views.py _page_numbers) until the next decision or sync."""
+    batch = _sync(nomadic_source, nomadic_fake, "fresh", videos=3, events=4)
+    url = f"/batches/{batch.pk}/?approval=pending&sort=severity"
+    before = staff_client.get(url).context
+    pending = before["approval_chip_counts"]["pending"]
+    assert pending == before["shown_event_count"] == 12
+    event = batch.events.filter(approval=Approval.PENDING).order_by("pk").first()
+    review.decide(event, Approval.REJECTED, staff)
+    after = staff_client.get(url).context
+    assert after["shown_event_count"] == pending - 1
+    assert event.pk not in {e.pk for item in after["page"].object_list for e in item.shown_events}
+    nomadic_fake.add_batch("fresh", _videos(5, 4))  # two more videos of four pending events
+    assert fetch.fetch_batch(nomadic_source, "fresh").outcome == "succeeded"
+    synced = staff_client.get(url).context
+    assert synced["shown_event_count"] == pending - 1 + 8
+    assert synced["page"].paginator.count == 5
