@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from reviewer import activity, charts, quality, sampling
 from reviewer.exporters import safe_file_name
 from reviewer.filters import ExplainedForm
-from reviewer.models import Approval, Batch, Decision, Loading, Sample, SecondReview, SecondReviewItem
+from reviewer.models import Approval, Batch, Loading, Sample, SecondReview, SecondReviewItem, data_version
 from reviewer.views import REVIEWER_GROUP, reviewer_required
 
 TABLE_ROWS = 200  # groups shown in a table (the largest first; the CSV has them all: 5,000 videos would be a slow page)
@@ -124,16 +124,12 @@ def _numbers(batch: Batch | None, options: dict) -> dict:
 
 
 def _numbers_key(batch: Batch | None, options: dict) -> str:
-    """A cache key that changes with every decision (its newest row) and every sync of what the page counts.
+    """A cache key that changes with every decision and every sync of what the page counts (models.data_version).
 
     The numbers change only then, so a page opened again, or by a colleague, is not
     counted again; a decision, an undo or a sync makes a new key.
     """
-    decisions = Decision.objects.filter(batch=batch) if batch is not None else Decision.objects.all()
-    newest = decisions.order_by("-created_at", "-id").values_list("pk", flat=True).first()  # an index
-    batches = Batch.objects.filter(pk=batch.pk) if batch is not None else Batch.objects.all()
-    synced = batches.aggregate(synced=Max("last_synced_at"), count=Count("pk"))
-    parts = [batch.pk if batch else "all", newest, synced["synced"], synced["count"], sorted(options.items())]
+    parts = [batch.pk if batch else "all", data_version(batch), sorted(options.items())]
     return "insights:" + hashlib.sha256(repr(parts).encode()).hexdigest()
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from django import forms
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import Count, F, QuerySet, Window
 from django.db.models.functions import RowNumber
@@ -14,10 +16,11 @@ from django.views.decorators.http import require_GET
 
 from reviewer import search
 from reviewer.filters import SEVERITY_RANK, ExplainedForm
-from reviewer.models import Approval, Batch, Event, Loading
+from reviewer.models import Approval, Batch, Event, Loading, data_version
 
 BATCHES_PER_PAGE = 20
 EVENTS_PER_BATCH = 5  # the rest are one click away, on the batch page with the same search
+CACHE_SECONDS = 600  # the counts and the shown events' ids (see _hits: a decision or a sync makes a new key)
 
 
 class SearchForm(ExplainedForm):
@@ -95,29 +98,44 @@ def search_page(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "query": query, "cleaned": cleaned, "params": SearchParams.of(cleaned)}
     if query:
         events = matching_events(query, cleaned)
-        # One row per batch with a match (a few hundred at most): counted once, paged in Python.
-        counts = list(events.order_by().values_list("batch").annotate(hits=Count("id")).order_by("-batch"))
+        counts, shown = _hits(events, context["params"], cleaned["page"] or 1)
         page = Paginator(counts, BATCHES_PER_PAGE).get_page(cleaned["page"] or 1)
         hits = dict(page.object_list)
-        context |= {
-            "page": page,
-            "total": sum(n for _, n in counts),
-            "groups": _groups(events, hits, context["params"]),
-        }
+        context |= {"page": page, "total": sum(n for _, n in counts), "groups": _groups(shown, hits, context["params"])}
     return render(request, "reviewer/search.html", context)
 
 
-def _groups(events: QuerySet[Event], hits: dict[int, int], params: SearchParams) -> list[BatchHits]:
+def _hits(events: QuerySet[Event], params: SearchParams, page: int) -> tuple[list[tuple[int, int]], list[int]]:
+    """(batch, matches) for every batch with a match, newest first, and the ids of the page's shown events.
+
+    Both count every match (tens of thousands for a common word), and change only with a
+    decision or a sync: cached until then (models.data_version).
+    """
+    key = "search:" + hashlib.sha256(repr((params.query_string(page=page), data_version())).encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is None:
+        # One row per batch with a match (a few hundred at most): counted once, paged in Python.
+        counts = list(events.order_by().values_list("batch").annotate(hits=Count("id")).order_by("-batch"))
+        shown_batches = [pk for pk, _ in Paginator(counts, BATCHES_PER_PAGE).get_page(page).object_list]
+        first = (
+            events.filter(batch_id__in=shown_batches)
+            .annotate(
+                rank=Window(RowNumber(), partition_by=F("batch_id"), order_by=[F("item__position"), F("position")])
+            )
+            .filter(rank__lte=EVENTS_PER_BATCH)
+            .order_by("batch_id", "rank")
+            .values_list("pk", flat=True)
+        )
+        cached = (counts, list(first))
+        cache.set(key, cached, CACHE_SECONDS)
+    return cached
+
+
+def _groups(shown: list[int], hits: dict[int, int], params: SearchParams) -> list[BatchHits]:
     """The shown batches, newest first, each with its first events in the batch page's order."""
-    first = (
-        events.filter(batch_id__in=hits)
-        .annotate(rank=Window(RowNumber(), partition_by=F("batch_id"), order_by=[F("item__position"), F("position")]))
-        .filter(rank__lte=EVENTS_PER_BATCH)
-        .select_related("item")
-        .order_by("batch_id", "rank")
-    )
+    order = {pk: index for index, pk in enumerate(shown)}
     by_batch: dict[int, list[Event]] = {}
-    for event in first:
+    for event in sorted(Event.objects.filter(pk__in=shown).select_related("item"), key=lambda e: order[e.pk]):
         by_batch.setdefault(event.batch_id, []).append(event)
     batches = Batch.objects.filter(pk__in=hits).select_related("source").order_by("-pk")
     return [BatchHits(batch, hits[batch.pk], by_batch.get(batch.pk, []), params.query_string()) for batch in batches]

@@ -222,3 +222,13 @@ def test_the_query_count_does_not_grow_with_batches(
     with CaptureQueriesContext(connection) as five:
         staff_client.get("/search/", {"q": "ladder"})
     assert len(five) == len(one)
+
+
+def test_search_across_batches_follows_decisions_made_after_it_was_shown(synced, staff_client, staff):
+    """Its counts are cached until the next decision or sync (reviewer/search_views.py _hits)."""
+    batch, _ = synced
+    query = {"q": "behind bus", "approval": "pending"}
+    assert "3</strong> matching events" in staff_client.get("/search/", query).content.decode()
+    review.decide(Event.objects.get(label=LABELS["e-bus"]), Approval.APPROVED, staff)
+    body = staff_client.get("/search/", query).content.decode()
+    assert "2</strong> matching events" in body and LABELS["e-bus"] not in body
