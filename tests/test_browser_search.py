@@ -14,7 +14,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def test_search_across_batches_then_review_a_hit_then_search_a_batch(browser, live_server, staff):
     demo.load()
-    base = live_server.url
     page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
     page.set_default_timeout(10_000)
     log_in(page, live_server, "alice", "pw-alice")
