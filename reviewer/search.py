@@ -105,11 +105,8 @@ class Query:
         phrases: list[tuple[str, ...]] = []
         for phrase, word in _QUERY_PART.findall(text or ""):
             if phrase:
-                folded = tuple(fold(phrase).split())
-                if len(folded) > 1:
-                    phrases.append(folded)
-                else:
-                    words.extend(folded)  # a quoted single word is a word (not a prefix)
+                if folded := tuple(fold(phrase).split()):
+                    phrases.append(folded)  # a quoted single word matches whole, never as a prefix
             else:
                 words.extend(fold(word).split())
         words = list(dict.fromkeys(words))[:MAX_TERMS]

@@ -72,6 +72,8 @@ def test_quoted_phrases_match_their_words_in_a_row(synced):
     assert found(batch, '"bus behind"') == set()
     assert found(batch, '"behind the pedestrian" bus') == {LABELS["e-bus-reversed"]}
     assert found(batch, '"feu rouge"') == {LABELS["e-pieton"]}
+    assert found(batch, "cyclis") == {LABELS["e-cyclist"]}
+    assert found(batch, '"cyclis"') == set()  # quoted: a whole word, not a prefix
 
 
 @pytest.mark.parametrize(
