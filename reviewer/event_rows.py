@@ -71,7 +71,7 @@ def render(event: Event, *, columns: dict, can_review: bool, q: str, query_strin
     if columns.get("confidence"):
         out.append(f'<td class="num col-confidence">{escape(percent(event.confidence))}</td>')
     if columns.get("analysis"):
-        out.append(f'<td class="analysis">{query.highlight(event.ai_analysis or "")}{_fields(event)}</td>')
+        out.append(f'<td class="analysis">{query.highlight(event.ai_analysis or "")}{fields(event)}</td>')
     out.append(_approval_cell(event, notice))
     if can_review:
         out.append(_decide_cell(event, query_string))
@@ -118,13 +118,16 @@ def _event_cell(event: Event, query: search.Query) -> str:
     return cell + "</td>"
 
 
-def _fields(event: Event) -> str:
-    """The provider's other fields and the overlay, as a definition list (empty when there are none)."""
-    fields, overlay = event_fields(event), overlay_rows(event)
-    if not fields and not overlay:
+def fields(event: Event) -> str:
+    """The provider's other fields and the overlay, as a definition list (empty when there are none).
+
+    Also in the event pane and the review card (``_event_fields.html``).
+    """
+    provided, overlay = event_fields(event), overlay_rows(event)
+    if not provided and not overlay:
         return ""
     out = ['<dl class="event-fields">']
-    for field in fields:
+    for field in provided:
         if field["entries"]:
             entries = "".join(
                 "<li>" + (f'<span class="time">{escape(entry["time"])}</span> ' if entry["time"] else "")

@@ -218,3 +218,13 @@ def timeline(events, current, duration) -> str:
     from reviewer import event_rows
 
     return event_rows.timeline(events, current, duration)
+
+
+@register.simple_tag
+def event_fields_list(event) -> str:
+    """The event's other provider fields and its overlay as a definition list (reviewer/event_rows.py)."""
+    from django.utils.safestring import mark_safe
+
+    from reviewer import event_rows
+
+    return mark_safe(event_rows.fields(event))  # noqa: S308 - escaped there
