@@ -38,13 +38,17 @@ def fold(text: str) -> str:
     """``text`` in lower case without accents, its words separated by single spaces."""
     if not text:
         return ""
-    if not text.isascii():
-        decomposed = unicodedata.normalize("NFKD", text)
-        text = "".join(char for char in decomposed if not unicodedata.combining(char))
-        text = text.casefold()
-    else:
-        text = text.lower()
+    if text.isascii():  # most text: a byte table is several times faster than the regular expression
+        return b" ".join(text.encode().translate(_ASCII_FOLD).split()).decode()
+    decomposed = unicodedata.normalize("NFKD", text)
+    text = "".join(char for char in decomposed if not unicodedata.combining(char)).casefold()
     return _NOT_WORD.sub(" ", text).strip()
+
+
+# ASCII letters lower-cased, digits kept, every other byte a space (what _NOT_WORD separates).
+_ASCII_FOLD = bytes(
+    ord(chr(byte).lower()) if chr(byte).isascii() and chr(byte).isalnum() else 32 for byte in range(256)
+)
 
 
 def _values(value) -> list[str]:

@@ -13,11 +13,12 @@ import hashlib
 import logging
 import pickle
 import re
+import sqlite3
 import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields, is_dataclass, replace
 from functools import lru_cache
 
@@ -38,7 +39,7 @@ from reviewer.models import (
     SyncState,
 )
 from reviewer.providers.http import ProviderError
-from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError, content_hash
+from reviewer.records import BatchRecord, EventRecord, ItemRecord, Malformed, RecordError, content_hash, event_hash
 
 logger = logging.getLogger(__name__)
 
@@ -338,7 +339,7 @@ def _changed_in(batch, batch_record, chunk: list[tuple[int, ItemRecord]], run: S
             batch=batch, provider_item_id__in=[record.provider_item_id for _, record in chunk]
         ).values_list("pk", "provider_item_id", "content_hash", "position")
     }
-    prepared = [(position, *_prepared(record)) for position, record in chunk]
+    prepared = [(position, *_prepared(record)[:2]) for position, record in chunk]
     if batch_record.carried_item_fields is not None:
         prepared = _merge_cached(batch, batch_record, prepared)
     for (position, record, digest), (original_position, original) in zip(prepared, chunk, strict=True):
@@ -449,29 +450,66 @@ def _storable(value):
 
 
 def _insert_rows(model, rows: list[dict]) -> None:
-    """Insert ``rows`` (field values by attname; a missing one takes the field's default) with executemany.
+    """Insert ``rows`` (field values by attname; a missing one takes the field's default).
 
     Building a model instance per row for bulk_create was a third of a first sync.
     """
-    _execute(*_insert_statement(model, rows))
+    _execute(_insert_statements(model, rows))
 
 
-def _insert_statement(model, rows: list[dict]) -> tuple[str, list[list]]:
-    """The INSERT and its rows of values, ready for executemany (prepared outside any transaction by a load)."""
+def _insert_statements(model, rows: list[dict]) -> list[tuple[str, list]]:
+    """The INSERTs of ``rows``, many rows each, with their values (prepared outside any transaction by a load).
+
+    Many rows a statement, not one statement a row (executemany): on SQLite the event
+    table's full-text trigger makes every statement keep an undo journal of the pages it
+    touches, which then cost more than the rows themselves.
+    """
     meta, quote = model._meta, connection.ops.quote_name
     fields = [field for field in meta.concrete_fields if not field.primary_key]
-    defaults = {field.attname: field.get_default() for field in fields}
-    columns = ", ".join(quote(field.column) for field in fields)
-    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-    values = [[field.get_db_prep_save(row.get(field.attname, defaults[field.attname]), connection) for field in fields]
-              for row in rows]  # fmt: skip
-    return sql, values
+    columns = [(field.attname, field.get_default(), *_db_value(field)) for field in fields]
+    values = [
+        value if type(value) is same or value is None else to_db(value)
+        for row in rows
+        for name, default, same, to_db in columns
+        for value in (row.get(name, default),)
+    ]
+    head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) VALUES "
+    placeholders = f"({', '.join(['%s'] * len(fields))})"
+    step = len(fields) * max(1, _max_parameters() // len(fields))
+    return [
+        (head + ", ".join([placeholders] * (len(part) // len(fields))), part)
+        for part in (values[start : start + step] for start in range(0, len(values), step))
+    ]
 
 
-def _execute(sql: str, values: list[list]) -> None:
-    if values:
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, values)
+# The Python type whose values Django's get_db_prep_save returns as they are, by field
+# type: such values skip it (called per value, it was a third of a first sync).
+_UNCHANGED_TYPES = {
+    "CharField": str, "TextField": str, "FloatField": float, "BooleanField": bool, "ForeignKey": int,
+    "PositiveIntegerField": int, "PositiveSmallIntegerField": int,
+}  # fmt: skip
+
+
+def _db_value(field) -> tuple[type | None, Callable]:
+    """The type of ``field``'s values stored as they are (None: none is), and the conversion of the others."""
+    if field.get_internal_type() == "JSONField":
+        ops, encoder = connection.ops, field.encoder
+        return None, lambda value: ops.adapt_json_value(value, encoder)
+    return _UNCHANGED_TYPES.get(field.get_internal_type()), lambda value: field.get_db_prep_save(value, connection)
+
+
+def _max_parameters() -> int:
+    """How many parameters one statement may have on this database."""
+    if connection.vendor == "sqlite":
+        connection.ensure_connection()
+        return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return 65535  # PostgreSQL's wire protocol counts them in 16 bits
+
+
+def _execute(statements: list[tuple[str, list]]) -> None:
+    with connection.cursor() as cursor:
+        for sql, values in statements:
+            cursor.execute(sql, values)
 
 
 def _update_rows(model, objects: list, field_names: list[str]) -> None:
@@ -693,7 +731,7 @@ def _keys_of(record: ItemRecord) -> list[str] | Iterator[str]:
 
 
 def _new_event_row(record: EventRecord, ids: tuple[int, int], key: str, position: int, digest: str, words: str) -> dict:
-    """The column values of a new event (for _insert_statement): nobody decided it, so its approval is the provider's.
+    """The column values of a new event (for _insert_statements): nobody decided it, so its approval is the provider's.
 
     ``ids``: its item's and batch's; ``words``: its item's searchable words.
     """
@@ -702,27 +740,31 @@ def _new_event_row(record: EventRecord, ids: tuple[int, int], key: str, position
             "search_text": search.event_document(record, words)}  # fmt: skip
 
 
-def _prepared(record: ItemRecord) -> tuple[ItemRecord, str]:
-    """``record`` made storable (no NUL, no lone surrogate, no API key) and its content hash."""
-    encoded = record.content_json()
+def _prepared(record: ItemRecord) -> tuple[ItemRecord, str, list[str]]:
+    """``record`` made storable (no NUL, no lone surrogate, no API key), its content hash and its events' JSON.
+
+    The events' JSON is what records.event_hash hashes: a load needs no second encoding of them.
+    """
+    encoded, events = record.content_parts()
     try:
         data = encoded.encode()  # a lone surrogate cannot be encoded
     except UnicodeEncodeError:
         data = None
     if data is None or "\\u0000" in encoded:  # JSON always writes a NUL this way: clean only those records
         record = _storable(record)
-        encoded = record.content_json()
+        encoded, events = record.content_parts()
         data = encoded.encode()
     if redaction.mentions_secret(encoded):  # a provider echoed a key into an item (an error, a raw field)
         record = _map_strings(record, redaction.redact)
-        data = record.content_json().encode()
-    return record, hashlib.sha256(data).hexdigest()
+        encoded, events = record.content_parts()
+        data = encoded.encode()
+    return record, hashlib.sha256(data).hexdigest(), events
 
 
 # Events per committed chunk of a load: under a tenth of a second of writing on SQLite,
 # about the most a reviewer's decision then waits for the write lock (writers take
 # turns: reviewer/sqlite/base.py).
-LOAD_CHUNK_EVENTS = 500
+LOAD_CHUNK_EVENTS = 1000
 
 
 class _ChunkWriter:
@@ -738,13 +780,14 @@ class _ChunkWriter:
         self.commit_chunks = commit_chunks
         self.seen_item_ids: set[int] = set()  # every item this run named (see _mark_unlisted)
         self.reworded_item_ids: set[int] = set()  # items whose searchable words changed (see _write_events)
-        self.buffer: list[tuple[int, ItemRecord, str]] = []  # (position, record, content hash)
+        # (position, record, content hash, its events' JSON)
+        self.buffer: list[tuple[int, ItemRecord, str, list[str]]] = []
         self.buffered_events = 0
         self.position = 0  # the next item's position, when the records do not say
 
     def add(self, record: ItemRecord, position: int) -> None:
-        record, digest = _prepared(record)
-        self.buffer.append((position, record, digest))
+        record, digest, events_json = _prepared(record)
+        self.buffer.append((position, record, digest, events_json))
         self.position = position + 1
         self.buffered_events += len(record.events)
         if len(self.buffer) >= CHUNK_SIZE or (self.commit_chunks and self.buffered_events >= LOAD_CHUNK_EVENTS):
@@ -757,26 +800,26 @@ class _ChunkWriter:
         if self.commit_chunks:
             self._load(chunk)
         else:
-            self._write(chunk)
+            self._write([(position, record, digest) for position, record, digest, _ in chunk])
 
-    def _load(self, chunk: list[tuple[int, ItemRecord, str]]) -> None:
+    def _load(self, chunk: list[tuple[int, ItemRecord, str, list[str]]]) -> None:
         """Insert a chunk of a load: new items, then their events, each in a transaction of its own.
 
         The rows are prepared before each transaction opens, so the write lock is held
         only while SQLite inserts (a loading batch is hidden: nobody sees the items
         before their events, and a load that dies half-way is deleted whole).
         """
-        words = {record.provider_item_id: search.item_document(record) for _, record, _ in chunk}
+        words = {record.provider_item_id: search.item_document(record) for _, record, _, _ in chunk}
         items = [
             {**{name: getattr(record, name) for name in ITEM_FIELDS}, "batch_id": self.batch.pk,
              "provider_item_id": record.provider_item_id, "position": position, "content_hash": digest,
              "search_text": words[record.provider_item_id]}
-            for position, record, digest in chunk
+            for position, record, digest, _ in chunk
         ]  # fmt: skip
-        statement = _insert_statement(Item, items)
+        statements = _insert_statements(Item, items)
         with transaction.atomic():
             _beat(self.batch)
-            _execute(*statement)
+            _execute(statements)
         item_ids = dict(
             Item.objects.filter(
                 batch=self.batch, provider_item_id__in=[row["provider_item_id"] for row in items]
@@ -785,14 +828,16 @@ class _ChunkWriter:
         self.seen_item_ids.update(item_ids.values())
         events = [
             _new_event_row(event_record, (item_ids[record.provider_item_id], self.batch.pk), key, position,
-                           content_hash([vars(event_record), position]), words[record.provider_item_id])
-            for _, record, _ in chunk
-            for position, (key, event_record) in enumerate(zip(_keys_of(record), record.events, strict=True))
+                           event_hash(event_json, position), words[record.provider_item_id])
+            for _, record, _, events_json in chunk
+            for position, (key, event_record, event_json) in enumerate(
+                zip(_keys_of(record), record.events, events_json, strict=True)
+            )
         ]  # fmt: skip
-        statement = _insert_statement(Event, events)
+        statements = _insert_statements(Event, events)
         with transaction.atomic():
             _beat(self.batch)
-            _execute(*statement)
+            _execute(statements)
         self.run.items_created += len(items)
         self.run.events_created += len(events)
 
