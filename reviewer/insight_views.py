@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
@@ -21,14 +19,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from reviewer import activity, charts, quality, sampling
+from reviewer import activity, charts, counted, quality, sampling
 from reviewer.exporters import safe_file_name
 from reviewer.filters import ExplainedForm
-from reviewer.models import Approval, Batch, Loading, Sample, SecondReview, SecondReviewItem, data_version
+from reviewer.models import Approval, Batch, Loading, Sample, SecondReview, SecondReviewItem
 from reviewer.views import REVIEWER_GROUP, reviewer_required
 
 TABLE_ROWS = 200  # groups shown in a table (the largest first; the CSV has them all: 5,000 videos would be a slow page)
-NUMBERS_SECONDS = 600  # the aggregates' cache (see _numbers_key: any decision or sync makes a new key)
 PACE_WINDOW = timedelta(days=30)  # throughput across all batches: the last 30 days (a whole history is unbounded)
 
 GROUP_LABELS = {
@@ -80,13 +77,9 @@ def _insights(request: HttpRequest, batch: Batch | None) -> HttpResponse:
     if options is None:
         context["error"] = form.error_message()
         return render(request, "reviewer/insights.html", context, status=400)
-    key = _numbers_key(batch, options)
-    numbers = cache.get(key)
-    if numbers is None:
-        numbers = _numbers(batch, options)
-        cache.set(key, numbers, NUMBERS_SECONDS)
+    parts = (batch.pk if batch else "all", counted.data_version(batch), sorted(options.items()))
     context.update(
-        numbers,
+        counted.remembered("insights", parts, lambda: _numbers(batch, options)),
         options=options,
         pace=activity.pace(batch) if batch is not None else activity.pace(None, since=timezone.now() - PACE_WINDOW),
         groups=quality.BATCH_GROUPS if batch is not None else quality.ALL_GROUPS,
@@ -104,7 +97,7 @@ def _insights(request: HttpRequest, batch: Batch | None) -> HttpResponse:
 
 
 def _numbers(batch: Batch | None, options: dict) -> dict:
-    """The page's aggregates: about 15 queries over every event (600 ms at 100,000 events)."""
+    """The page's aggregates: about 15 queries over every event (600 ms at 100,000 events; reviewer/counted.py)."""
     events = quality.shown_events(batch)
     rows = quality.table(events, options["by"])
     by_confidence = quality.table(events, "confidence")
@@ -121,16 +114,6 @@ def _numbers(batch: Batch | None, options: dict) -> dict:
         numbers["trend"] = quality.table(events, "week")
         numbers["trend_chart"] = charts.interval_chart(numbers["trend"], max_rows=52)
     return numbers
-
-
-def _numbers_key(batch: Batch | None, options: dict) -> str:
-    """A cache key that changes with every decision and every sync of what the page counts (models.data_version).
-
-    The numbers change only then, so a page opened again, or by a colleague, is not
-    counted again; a decision, an undo or a sync makes a new key.
-    """
-    parts = [batch.pk if batch else "all", data_version(batch), sorted(options.items())]
-    return "insights:" + hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def _progress(events) -> dict:

@@ -586,19 +586,6 @@ class Decision(models.Model):
         return f"{self.from_approval} → {self.to_approval}"
 
 
-def data_version(batch: Batch | None = None) -> tuple:
-    """What changes with every decision and every sync of ``batch`` (else of any batch).
-
-    Part of the cache keys of numbers counted over their events (insights, search): a
-    decision adds a row (an undo too), a sync stamps its batch, a deletion drops one.
-    """
-    decisions = Decision.objects.filter(batch=batch) if batch is not None else Decision.objects.all()
-    newest = decisions.order_by("-created_at", "-id").values_list("pk", flat=True).first()  # an index
-    batches = Batch.objects.filter(pk=batch.pk) if batch is not None else Batch.objects.all()
-    synced = batches.aggregate(synced=models.Max("last_synced_at"), count=models.Count("pk"))
-    return newest, synced["synced"], synced["count"]
-
-
 class SyncTrigger(models.TextChoices):
     IMPORT = "import", "File import"
     FETCH = "fetch", "Fetch"

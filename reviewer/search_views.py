@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from django import forms
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import Count, F, QuerySet, Window
 from django.db.models.functions import RowNumber
@@ -14,13 +12,12 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from reviewer import search
+from reviewer import counted, search
 from reviewer.filters import SEVERITY_RANK, ExplainedForm
-from reviewer.models import Approval, Batch, Event, Loading, data_version
+from reviewer.models import Approval, Batch, Event, Loading
 
 BATCHES_PER_PAGE = 20
 EVENTS_PER_BATCH = 5  # the rest are one click away, on the batch page with the same search
-CACHE_SECONDS = 600  # the counts and the shown events' ids (see _hits: a decision or a sync makes a new key)
 
 
 class SearchForm(ExplainedForm):
@@ -109,11 +106,10 @@ def _hits(events: QuerySet[Event], params: SearchParams, page: int) -> tuple[lis
     """(batch, matches) for every batch with a match, newest first, and the ids of the page's shown events.
 
     Both count every match (tens of thousands for a common word), and change only with a
-    decision or a sync: cached until then (models.data_version).
+    decision or a sync: cached until then (reviewer/counted.py).
     """
-    key = "search:" + hashlib.sha256(repr((params.query_string(page=page), data_version())).encode()).hexdigest()
-    cached = cache.get(key)
-    if cached is None:
+
+    def count() -> tuple[list[tuple[int, int]], list[int]]:
         # One row per batch with a match (a few hundred at most): counted once, paged in Python.
         counts = list(events.order_by().values_list("batch").annotate(hits=Count("id")).order_by("-batch"))
         shown_batches = [pk for pk, _ in Paginator(counts, BATCHES_PER_PAGE).get_page(page).object_list]
@@ -126,9 +122,9 @@ def _hits(events: QuerySet[Event], params: SearchParams, page: int) -> tuple[lis
             .order_by("batch_id", "rank")
             .values_list("pk", flat=True)
         )
-        cached = (counts, list(first))
-        cache.set(key, cached, CACHE_SECONDS)
-    return cached
+        return counts, list(first)
+
+    return counted.remembered("search", (params.query_string(page=page), counted.data_version()), count)
 
 
 def _groups(shown: list[int], hits: dict[int, int], params: SearchParams) -> list[BatchHits]:

@@ -5,7 +5,6 @@ Every view needs a login (LoginRequiredMiddleware); actions check the role too.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from functools import wraps
 
@@ -14,7 +13,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.humanize.templatetags.humanize import naturaltime
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
@@ -36,7 +34,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from reviewer import activity, exporters, fetch, filters, media, review
+from reviewer import activity, counted, exporters, fetch, filters, media, review
 from reviewer.crypto import KeyUnreadable
 from reviewer.models import (
     Approval,
@@ -55,7 +53,6 @@ from reviewer.models import (
 from reviewer.providers.http import ProviderError
 
 REVIEWER_GROUP = "reviewer"
-PAGE_NUMBERS_SECONDS = 600  # the batch page's counts and order (_page_numbers: a decision or a sync makes a new key)
 
 # A database id or count from a request: a Django field, not str.isdigit() ("²".isdigit() is true,
 # int("²") fails) and bounded, so a 30-digit value is no OverflowError in the database driver.
@@ -634,14 +631,14 @@ def _page_numbers(batch: Batch, batch_filter: filters.BatchFilter) -> tuple[dict
     only with a decision (the batch's newest, ``with_last_decision``) or a sync. The page's
     items and events themselves are read fresh every time.
     """
+    # The batch's newest decision and its sync time: its data version, read with the batch already.
     parts = (batch.pk, batch.last_decided_at, batch.last_synced_at, batch.loading, batch_filter.plain_query)
-    key = "batch-page:" + hashlib.sha256(repr(parts).encode()).hexdigest()
-    numbers = cache.get(key)
-    if numbers is None:
+
+    def count() -> tuple[dict, list[int]]:
         ordered = batch_filter.ordered(batch_filter.item_queryset())
-        numbers = (_chip_counts(batch_filter), list(ordered.values_list("pk", flat=True)))
-        cache.set(key, numbers, PAGE_NUMBERS_SECONDS)
-    return numbers
+        return _chip_counts(batch_filter), list(ordered.values_list("pk", flat=True))
+
+    return counted.remembered("batch-page", parts, count)
 
 
 def _chip_counts(batch_filter: filters.BatchFilter) -> dict[str, dict[str, int]]:

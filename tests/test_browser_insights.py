@@ -26,13 +26,18 @@ def reviewed_demo(staff):
     return Batch.objects.get(pk=batch.pk)
 
 
-def test_insights_a_sample_review_and_a_blind_second_review(browser, live_server, reviewed_demo, staff):
-    batch = reviewed_demo
-    base = live_server.url
+def _logged_in(browser, live_server, username: str, password: str):
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)
-    log_in(page, live_server, "alice", "pw-alice")
+    log_in(page, live_server, username, password)
+    return context, page
+
+
+def test_insights_a_sample_review_and_a_blind_second_review(browser, live_server, reviewed_demo, staff):
+    batch = reviewed_demo
+    base = live_server.url
+    context, page = _logged_in(browser, live_server, "alice", "pw-alice")
 
     # The insights of the demo data: the numbers the tables and charts show are the module's
     page.goto(base + batch.get_absolute_url())
@@ -86,10 +91,7 @@ def test_insights_a_sample_review_and_a_blind_second_review(browser, live_server
     assert count == round(0.25 * decided_by_alice)  # a quarter of the events alice decided, sample included
     context.close()
 
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    log_in(page, live_server, "bea", "pw-bea")
+    context, page = _logged_in(browser, live_server, "bea", "pw-bea")
     page.goto(base + second.get_absolute_url())
     page.click("text=Judge your events")
     for n in range(count):

@@ -56,7 +56,7 @@ def test_every_page_runs_as_many_queries_for_a_large_batch_as_for_a_small_one(
 
 
 def test_the_insights_page_counts_again_after_a_decision_or_a_sync(nomadic_source, nomadic_fake, staff_client, staff):
-    """Its numbers are cached until something they count changes (reviewer/insight_views.py _numbers_key)."""
+    """Its numbers are cached until something they count changes (reviewer/counted.py)."""
     batch = _sync(nomadic_source, nomadic_fake, "cached", videos=2, events=4)
     url = f"/batches/{batch.pk}/insights"
     first = _queries(staff_client, url)
